@@ -200,3 +200,112 @@ def deduce(
         for gene, row in zip(deduced.index, deduced.itertuples(index=False))
     ]
     console.print(_table(f"deduction at k = {k} ({backend})", ["gene", "label", "status"], rows))
+
+
+# --- demo --------------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), "--out", help="New or empty output directory."),
+) -> None:
+    """Walk through the bundled toy knowledge base: deduce, explain, query, export."""
+    from aligned.demo import EXPLAINED_GENE, PERTURBATION, QUERY, run_walkthrough
+
+    result = run_walkthrough(out)
+    console.print(f"[bold]Knowledge base[/bold]: {escape(repr(result.kb))}")
+    ((gene, sign),) = PERTURBATION.items()
+    deduced = result.deductions["tensor"]
+    moved = deduced[deduced["status"] != "none"]
+    rows = [
+        [g, f"{r.label:+d}" if r.label else "0", r.status]
+        for g, r in zip(moved.index, moved.itertuples(index=False))
+    ]
+    agree = "agree" if result.backends_agree else "DISAGREE"
+    console.print(
+        _table(
+            f"Knock out {gene} (k = {result.k}); tensor, Prolog and ASP {agree}",
+            ["gene", "label", "status"],
+            rows,
+        )
+    )
+    console.print(
+        _table(
+            f"Why {EXPLAINED_GENE} is {deduced.loc[EXPLAINED_GENE, 'status']}",
+            ["length", "walk"],
+            [[w.length, str(w)] for w in result.walks],
+        )
+    )
+    console.print(
+        _table(
+            f"Query {QUERY}",
+            list(result.repressions[0]),
+            [list(solution.values()) for solution in result.repressions],
+        )
+    )
+    console.print("Exported: " + ", ".join(str(path) for path in result.exported))
+    if not result.backends_agree:
+        raise typer.Exit(1)
+
+
+# --- data commands -----------------------------------------------------------------------------
+
+data_app = typer.Typer(no_args_is_help=True, help="Build perturbation data sets from real sources.")
+app.add_typer(data_app, name="data")
+
+
+@app.command("simulate")
+def simulate_command(
+    out: Path = typer.Option(..., "--out", help="Output directory (new or empty)."),
+    genes: int = typer.Option(300, "--genes", help="Number of genes."),
+    corruption: float = typer.Option(0.3, "--corruption", help="Corruption level p, 0 to 1."),
+    seed: int = typer.Option(0, "--seed", help="Seeds the network, the data and the splits."),
+    protocol: str = typer.Option("linear", "--protocol", help="linear or deduction."),
+    k: int = typer.Option(3, "--k", help="Deduction bound (deduction protocol)."),
+    doubles: int = typer.Option(0, "--doubles", help="Double knockouts (linear protocol)."),
+) -> None:
+    """Simulate a true GRN, a corrupted copy of it, and perturbation data with known answers."""
+    from aligned.data.simulate import refuse_non_empty, simulate, write_simulation
+
+    refuse_non_empty(out)  # refuse before the work, not after it
+    sim = simulate(genes, corruption, protocol, seed, k, doubles=doubles)
+    write_simulation(sim, out)
+    counts = sim.params["counts"]
+    sizes = sim.data.split_sizes()
+    rows = [
+        ["genes / regulators", f"{counts['genes']} / {counts['regulators']}"],
+        [
+            "true edges (+ / -)",
+            f"{counts['true_edges']} ({counts['true_activations']} / {counts['true_repressions']})",
+        ],
+        [
+            f"corrupted edges (p = {corruption:g})",
+            f"{counts['corrupted_edges']}: {counts['removed']} removed, "
+            f"{counts['added_activations']} + {counts['added_repressions']} false added",
+        ],
+        [
+            f"conditions ({protocol})",
+            f"{len(sim.data)}: train {sizes['train']}, validation {sizes['validation']}, "
+            f"test {sizes['test']} (sealed)",
+        ],
+    ]
+    console.print(_table(f"Simulation written to {out}", ["", "value"], rows))
+
+
+@data_app.command("ecoli")
+def data_ecoli_command(
+    out: Path = typer.Option(..., "--out", help="Output directory (new or empty)."),
+    source: Path = typer.Option(
+        None, "--source", help="The pymodulon-0.2.1 wheel (else downloaded into the cache)."
+    ),
+    cache: Path = typer.Option(
+        None, "--cache", help="Download cache (default $ALIGNED_CACHE or ~/.cache/aligned)."
+    ),
+    tau: float = typer.Option(1.0, "--tau", help="Label threshold on |log2 fold change|."),
+) -> None:
+    """Build the E. coli PRECISE knockout data set and its RegulonDB knowledge base."""
+    from aligned.data.ecoli import build_ecoli
+
+    report = build_ecoli(out, source=source, cache=cache, tau=tau)
+    rows = [[name, value] for name, value in report.summary().items()]
+    console.print(_table(f"E. coli PRECISE knockouts written to {out}", ["", "value"], rows))
