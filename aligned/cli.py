@@ -221,14 +221,9 @@ def demo(
         [g, f"{r.label:+d}" if r.label else "0", r.status]
         for g, r in zip(moved.index, moved.itertuples(index=False))
     ]
+    console.print(_table(f"Knock out {gene} (k = {result.k})", ["gene", "label", "status"], rows))
     agree = "agree" if result.backends_agree else "DISAGREE"
-    console.print(
-        _table(
-            f"Knock out {gene} (k = {result.k}); tensor, Prolog and ASP {agree}",
-            ["gene", "label", "status"],
-            rows,
-        )
-    )
+    console.print(f"Deduction engines: tensor, Prolog and ASP {agree}", soft_wrap=True)
     console.print(
         _table(
             f"Why {EXPLAINED_GENE} is {deduced.loc[EXPLAINED_GENE, 'status']}",
