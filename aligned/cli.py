@@ -260,7 +260,8 @@ def simulate_command(
     doubles: int = typer.Option(0, "--doubles", help="Double knockouts (linear protocol)."),
 ) -> None:
     """Simulate a true GRN, a corrupted copy of it, and perturbation data with known answers."""
-    from aligned.data.simulate import refuse_non_empty, simulate, write_simulation
+    from aligned.data.dataset import refuse_non_empty
+    from aligned.data.simulate import simulate, write_simulation
 
     refuse_non_empty(out)  # refuse before the work, not after it
     sim = simulate(genes, corruption, protocol, seed, k, doubles=doubles)
