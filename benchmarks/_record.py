@@ -37,7 +37,7 @@ def append_record(name: str, header: list[str], rows: list[list[object]]) -> Pat
     path = RESULTS / f"{name}.md"
     command = " ".join(shlex.quote(arg) for arg in [Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
     lines = [
-        f"## {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"## {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
         "",
         f"- command: `python {command}`",
         f"- machine: {machine()}",
