@@ -202,15 +202,17 @@ def deduce(
     console.print(_table(f"deduction at k = {k} ({backend})", ["gene", "label", "status"], rows))
 
 
-# --- demo --------------------------------------------------------------------------------------
+# --- toy walkthrough ---------------------------------------------------------------------
 
 
 @app.command()
-def demo(
-    out: Path = typer.Option(Path("runs/demo"), "--out", help="New or empty output directory."),
+def walkthrough(
+    out: Path = typer.Option(
+        Path("runs/walkthrough"), "--out", help="New or empty output directory."
+    ),
 ) -> None:
     """Walk through the bundled toy knowledge base: deduce, explain, query, export."""
-    from aligned.demo import EXPLAINED_GENE, PERTURBATION, QUERY, run_walkthrough
+    from aligned.walkthrough import EXPLAINED_GENE, PERTURBATION, QUERY, run_walkthrough
 
     result = run_walkthrough(out)
     console.print(f"[bold]Knowledge base[/bold]: {escape(repr(result.kb))}")
@@ -305,3 +307,235 @@ def data_ecoli_command(
     report = build_ecoli(out, source=source, cache=cache, tau=tau)
     rows = [[name, value] for name, value in report.summary().items()]
     console.print(_table(f"E. coli PRECISE knockouts written to {out}", ["", "value"], rows))
+
+
+# --- refinement sessions -----------------------------------------------------------------------
+
+
+@app.command()
+def refine(
+    config: Path = typer.Option(..., "--config", help="Session configuration (TOML)."),
+    out: Path = typer.Option(..., "--out", help="Run directory (new, or this run to resume)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    json: bool = typer.Option(False, "--json", help="Print the final metrics as JSON."),
+) -> None:
+    """Run (or resume) a knowledge-refinement session."""
+    from aligned.session import Session
+
+    result = Session(config, out, quiet=quiet or json).run()
+    if json:
+        _print_json({"run": str(out), "metrics": result.metrics})
+        return
+    _print_session_summary(result)
+
+
+@app.command()
+def evaluate(
+    run: Path = typer.Argument(..., help="A finished run directory."),
+    json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+) -> None:
+    """Score a finished run on its sealed test split (and its edges against a ground truth)."""
+    from aligned.evaluation import evaluate_run
+
+    result = evaluate_run(run)
+    if json:
+        _print_json(result)
+        return
+    _print_evaluation(result)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), "--out", help="New or empty output directory."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
+    """A real refinement session on bundled synthetic defaults, evaluated on held-out data."""
+    from aligned.demo import SIMULATION, run_demo
+
+    console.print(
+        f"Simulating {SIMULATION['n_genes']} genes with a ground-truth network, corrupting "
+        f"{SIMULATION['corruption']:.0%} of it, and refining the corrupted copy..."
+    )
+    result = run_demo(out, quiet=quiet)
+    _print_session_summary(result.session)
+    _print_evaluation(result.evaluation)
+    console.print(f"Run directory: {result.run_dir}   simulation: {result.simulation_dir}")
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def _print_session_summary(result) -> None:
+    counts = result.changes["op"].value_counts().to_dict() if len(result.changes) else {}
+    console.print(
+        f"Revised KB: {len(result.original)} -> {len(result.revised)} edges; edits "
+        + ", ".join(f"{op} {n}" for op, n in sorted(counts.items()))
+        + f"; gate trusts the KB for {int(result.gate.trust_kb.sum())} of "
+        f"{len(result.gate.table)} genes",
+        soft_wrap=True,
+    )
+    rows = []
+    for entry in result.metrics:
+        validation = entry["validation"]
+        truth = entry.get("truth", {})
+        rows.append(
+            [
+                entry["iteration"],
+                _fmt(validation["network"]["data_f1"]),
+                _fmt(validation["kb"]["data_f1"]),
+                _fmt(validation["integrated"]["data_f1"]),
+                entry["edges"]["total"],
+                _fmt(truth.get("f1")),
+            ]
+        )
+    console.print(
+        _table(
+            "Per iteration (validation split)",
+            ["iteration", "network F1", "KB F1", "integrated F1", "edges", "edge F1 vs truth"],
+            rows,
+        )
+    )
+
+
+def _print_evaluation(result: dict) -> None:
+    rows = [
+        [method, *(_fmt(scores[key]) for key in ("data_f1", "kb_f1", "balanced", "pearson_top20"))]
+        for method, scores in result["test"].items()
+    ]
+    console.print(
+        _table(
+            f"Sealed test split ({result['conditions']} conditions)",
+            ["method", "data F1", "KB F1 (original)", "balanced", "Pearson top-20"],
+            rows,
+        )
+    )
+    if "edges" in result:
+        rows = [
+            [
+                name,
+                *(
+                    _fmt(scores[key])
+                    for key in (
+                        "precision",
+                        "recall",
+                        "f1",
+                        "pair_macro_f1",
+                        "added",
+                        "removed",
+                        "flipped",
+                    )
+                ),
+            ]
+            for name, scores in result["edges"].items()
+        ]
+        console.print(
+            _table(
+                "Knowledge base against the ground truth (signed edges)",
+                ["KB", "precision", "recall", "F1", "pair macro-F1", "added", "removed", "flipped"],
+                rows,
+            )
+        )
+
+
+# --- abduction command ---------------------------------------------------------------------
+
+
+@app.command("abduce")
+def abduce_command(
+    kb: Path = typer.Option(..., "--kb", help="Knowledge base (TSV/CSV edge table or .pl facts)."),
+    data: Path = typer.Option(..., "--data", help="Saved dataset directory or GEARS .h5ad."),
+    out: Path = typer.Option(..., "--out", help="Output directory (new or empty)."),
+    perturbation: str = typer.Option("loss", "--perturbation", help=".h5ad only: loss or gain."),
+    k: int = typer.Option(3, "--k", help="Deduction bound."),
+    solver: str = typer.Option("auto", "--solver", help="auto, asp or greedy."),
+    time_limit: float = typer.Option(300.0, "--time-limit", help="Seconds for the solve."),
+    json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+) -> None:
+    """Revise a KB minimally so that its deduction agrees with the data; explain each edit.
+
+    Fits the train and validation conditions (the sealed test split is never read) and writes
+    kb/original.tsv, kb/revised.tsv, changes.tsv, rules/revised.pl, rules/revised.lp and
+    abduction.json into OUT.
+    """
+    import pandas as pd
+
+    from aligned.abduction import SOLVERS, abduce, write_revision
+    from aligned.abduction.revision import check_output_dir
+    from aligned.data.loader import load_data
+    from aligned.errors import InputError
+    from aligned.knowledge_base import KnowledgeBase
+
+    check_output_dir(out)  # refuse before the work, not after it
+    if k < 1:
+        fail(f"--k must be at least 1, got {k}")
+    if solver not in SOLVERS:
+        fail(f"--solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
+    if not time_limit > 0:
+        fail(f"--time-limit must be > 0 seconds, got {time_limit}")
+    knowledge = KnowledgeBase.read(kb)
+    dataset = load_data(data, perturbation)
+    fitted = dataset.subset(dataset.conditions["split"].to_numpy() != "test")
+    if len(fitted) == 0:
+        raise InputError("the data set holds no train or validation condition to fit", data)
+    revision = abduce(knowledge, fitted, k=k, solver=solver, time_limit=time_limit)
+    write_revision(revision, out)
+    summary = revision.summary()
+    if json:
+        _print_json({**summary, "out": str(out)})
+        return
+    edits = summary["edits"]
+    rows = [
+        ["conditions fitted", f"{len(fitted)} (test split sealed)"],
+        ["objective", f"{revision.objective_before:.3f} -> {revision.objective_after:.3f}"],
+        ["edits", f"{edits['add']} added, {edits['remove']} removed, {edits['flip']} flipped"],
+        ["edges", f"{summary['original_edges']} -> {summary['revised_edges']}"],
+        ["edges no condition can judge", str(summary["counts"].get("edges_out_of_reach", 0))],
+        ["solver", revision.solver],
+        ["written to", str(out)],
+    ]
+    console.print(_table(f"Abduction at k = {k}", ["", "value"], rows))
+    top = revision.changes.sort_values("objective_change", kind="stable").head(20)
+    console.print(
+        _table(
+            f"Edits, strongest first ({len(top)} of {len(revision.changes)}; all with their "
+            "conditions in changes.tsv)",
+            [
+                "op",
+                "source",
+                "target",
+                "sign",
+                "objective change",
+                "conditions for / against",
+                "solver",
+            ],
+            [
+                [
+                    row.op,
+                    row.source,
+                    row.target,
+                    _sign_change(row.old_sign, row.new_sign, pd),
+                    f"{row.objective_change:+.3f}",
+                    f"{_count_ids(row.supporting)} / {_count_ids(row.contradicting)}",
+                    row.solver,
+                ]
+                for row in top.itertuples(index=False)
+            ],
+        )
+    )
+
+
+def _count_ids(ids: str) -> int:
+    return len(ids.split(";")) if ids else 0
+
+
+def _sign_change(old, new, pd) -> str:
+    old_text = "" if pd.isna(old) else _sign_text(int(old))
+    new_text = "" if pd.isna(new) else _sign_text(int(new))
+    if old_text and new_text:
+        return f"{old_text} -> {new_text}"
+    return old_text or new_text

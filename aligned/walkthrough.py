@@ -1,5 +1,5 @@
-"""The bundled walkthrough: the toy knowledge base read, deduced by all three engines,
-explained, queried and exported.  ``aligned demo`` runs it and prints what it found."""
+"""The toy walkthrough: the bundled knowledge base read, deduced by all three engines,
+explained, queried and exported.  ``aligned walkthrough`` runs it and prints the results."""
 
 from __future__ import annotations
 

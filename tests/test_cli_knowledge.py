@@ -92,9 +92,9 @@ def test_bad_table_line_is_named(tmp_path):
     )
 
 
-def test_demo_refuses_a_non_empty_output_directory(tmp_path):
+def test_walkthrough_refuses_a_non_empty_output_directory(tmp_path):
     (tmp_path / "keep.txt").write_text("mine")
-    run = aligned("demo", "--out", str(tmp_path))
+    run = aligned("walkthrough", "--out", str(tmp_path))
     assert run.returncode == 1
     assert "not empty" in run.stderr
     assert (tmp_path / "keep.txt").read_text() == "mine"

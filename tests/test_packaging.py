@@ -71,7 +71,7 @@ def test_installed_wheel_runs_the_cli_away_from_the_source_tree(wheel, tmp_path)
     script = (
         "import aligned, sys; from aligned.cli import main; "
         "assert aligned.__file__.startswith(sys.argv[1]), aligned.__file__; "
-        "sys.argv = ['aligned', 'demo', '--out', 'walkthrough']; main()"
+        "sys.argv = ['aligned', 'walkthrough', '--out', 'walkthrough']; main()"
     )
     run = subprocess.run(
         [sys.executable, "-c", script, str(site)],
