@@ -283,3 +283,14 @@ def test_toy_kb_ships_with_both_signs_a_cycle_a_dual_and_an_unknown_edge():
     pairs = kb.edges.groupby(["source", "target"])["sign"].nunique()
     assert (pairs == 2).any(), "a dual edge"
     assert not nx.is_directed_acyclic_graph(nx.DiGraph(kb.to_networkx())), "a cycle"
+
+
+def test_written_files_get_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    path = tmp_path / "kb.tsv"
+    KnowledgeBase.from_edges([("a", "b", 1)]).write(path)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
