@@ -371,7 +371,9 @@ class Session:
         # a rerun of an interrupted iteration replaces that iteration's rows
         previous = self._changes()
         previous = previous[previous["iteration"].astype(str) != str(iteration)]
-        self._write_changes(pd.concat([previous, table[CHANGE_COLUMNS]], ignore_index=True))
+        parts = [part for part in (previous, table[CHANGE_COLUMNS]) if len(part)]
+        combined = pd.concat(parts, ignore_index=True) if parts else table[CHANGE_COLUMNS]
+        self._write_changes(combined)
 
     def _write_changes(self, table: pd.DataFrame) -> None:
         atomic_write_text(self.out / "changes.tsv", table.to_csv(sep="\t", index=False))
