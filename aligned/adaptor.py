@@ -1,9 +1,10 @@
 """The adaptor: per output gene, trust the knowledge base's deduction or the network.
 
-Gradient-free and decided on validation conditions only: a gene is given to the KB when the
-KB's per-gene validation score beats the network's by ``margin`` and the KB has something to
-say about the gene often enough (``min_support`` validation entries where the label or the
-KB's call is non-zero).  Test labels never reach this module.
+Gradient-free and decided on validation conditions only.  A gene with enough evidence
+(``min_support`` validation entries where the label or the KB's call is non-zero) goes to the
+KB when the KB's per-gene validation score beats the network's by ``margin``.  A gene with too
+little evidence of its own follows the source that wins over all genes together, with the
+same margin.  Test labels never reach this module.
 """
 
 from __future__ import annotations
@@ -48,7 +49,9 @@ class Gate:
     """Which source each output gene trusts, with the evidence that decided it.
 
     ``table`` has one row per gene: ``gene``, ``source`` (``kb`` or ``network``),
-    ``kb_score``, ``network_score`` (validation macro-F1) and ``support``.
+    ``kb_score``, ``network_score`` (validation macro-F1), ``support`` and ``decided_by``
+    (``gene`` when its own evidence decided, ``all genes`` when it followed the overall
+    winner).
     """
 
     table: pd.DataFrame
@@ -104,17 +107,20 @@ def fit_gate(
 
     Notes
     -----
-    Ties and genes without support go to the network, which has seen the training data for
-    every gene.  O(conditions * genes).
+    Ties go to the network, which has seen the training data for every gene.  The overall
+    comparison uses macro-F1 over every scored validation entry.  O(conditions * genes).
     """
+    from aligned.metrics import macro_f1
+
     kb_score = per_gene_macro_f1(labels, kb_labels, scored)
     network_score = per_gene_macro_f1(labels, network_labels, scored)
     support = (((labels != 0) | (kb_labels != 0)) & scored).sum(axis=0)
-    trust_kb = (
-        (support >= min_support)
-        & ~np.isnan(kb_score)
-        & (kb_score > np.nan_to_num(network_score, nan=0.0) + margin)
+    own_evidence = (support >= min_support) & ~np.isnan(kb_score)
+    kb_wins = kb_score > np.nan_to_num(network_score, nan=0.0) + margin
+    kb_wins_overall = (
+        macro_f1(labels, kb_labels, scored) > macro_f1(labels, network_labels, scored) + margin
     )
+    trust_kb = np.where(own_evidence, kb_wins, kb_wins_overall)
     table = pd.DataFrame(
         {
             "gene": genes,
@@ -122,6 +128,7 @@ def fit_gate(
             "kb_score": kb_score,
             "network_score": network_score,
             "support": support.astype(int),
+            "decided_by": np.where(own_evidence, "gene", "all genes"),
         }
     )
     return Gate(table)

@@ -82,8 +82,13 @@ def test_gate_trusts_the_kb_only_where_it_wins_with_support(tmp_path):
     network = np.zeros_like(labels)
     gate = fit_gate(["a", "b", "c"], labels, scored, kb, network, margin=0.05, min_support=3)
     assert gate.table["source"].tolist() == ["kb", "kb", "network"]
+    assert gate.table["decided_by"].tolist() == ["gene"] * 3
+    # without enough evidence per gene, every gene follows the overall winner
     sparse = fit_gate(["a", "b", "c"], labels, scored, kb, network, min_support=5)
-    assert sparse.table["source"].tolist() == ["network"] * 3
+    assert sparse.table["decided_by"].tolist() == ["all genes"] * 3
+    assert sparse.table["source"].tolist() == ["kb"] * 3
+    losing = fit_gate(["a", "b", "c"], labels, scored, -kb, network, min_support=5)
+    assert losing.table["source"].tolist() == ["network"] * 3
     combined = gate.combine(kb, network)
     assert (combined[:, :2] == labels[:, :2]).all() and (combined[:, 2] == 0).all()
     gate.write(tmp_path / "gate.tsv")
