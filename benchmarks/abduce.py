@@ -1,0 +1,217 @@
+"""Abduction benchmark: quality and cost of ``aligned.abduce`` on the deduction protocol.
+
+For each case, ``aligned.data.simulate(protocol="deduction")`` draws a true network, a corrupted
+copy and the true network's deduction (k = 3) of every regulator's knockout; abduction revises
+the corrupted KB against the train and validation conditions (the test split stays sealed), and
+the revised KB is scored against the truth: signed-edge F1 and pair macro-F1 (DESIGN.md section
+3), before and after.  Each case runs in a fresh interpreter, so its peak memory (max RSS) is its
+own.
+
+Usage::
+
+    python benchmarks/abduce.py                  # everything (about 15 minutes on 2 cores)
+    python benchmarks/abduce.py --sizes 300 --seeds 0 --corruptions 0.3
+    python benchmarks/abduce.py --no-record      # print the table only
+
+The table is printed and appended, with the command, seeds and machine, to
+``benchmarks/results/abduce.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results" / "abduce.md"
+SWEEP = (0.0, 0.1, 0.2, 0.3, 0.5, 0.9)
+
+
+def run_case(genes: int, corruption: float, seed: int, k: int, time_limit: float) -> dict:
+    """One case, in this process: simulate, abduce, score."""
+    from aligned.abduction import abduce
+    from aligned.data import simulate
+    from aligned.metrics import pair_macro_f1, signed_edge_scores
+
+    sim = simulate(genes, corruption, protocol="deduction", seed=seed, k=k)
+    data = sim.data
+    fitted = data.subset(data.conditions["split"].to_numpy() != "test")
+    started = time.perf_counter()
+    revision = abduce(sim.kb_corrupted, fitted, k=k, time_limit=time_limit)
+    seconds = time.perf_counter() - started
+    universe = sim.kb_true.genes
+    before = signed_edge_scores(sim.kb_corrupted, sim.kb_true)
+    after = signed_edge_scores(revision.revised, sim.kb_true)
+    summary = revision.summary()
+    return {
+        "genes": genes,
+        "corruption": corruption,
+        "seed": seed,
+        "conditions": len(fitted),
+        "true_edges": len(sim.kb_true),
+        "solver": revision.solver,
+        "seconds": seconds,
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "f1_before": before["f1"],
+        "f1_after": after["f1"],
+        "pair_before": pair_macro_f1(sim.kb_corrupted, sim.kb_true, universe),
+        "pair_after": pair_macro_f1(revision.revised, sim.kb_true, universe),
+        "objective_before": revision.objective_before,
+        "objective_after": revision.objective_after,
+        "edits": summary["edits"],
+        "out_of_reach": summary["counts"].get("edges_out_of_reach", 0),
+    }
+
+
+def run_isolated(genes: int, corruption: float, seed: int, k: int, time_limit: float) -> dict:
+    """Run one case in a fresh interpreter (its own peak memory) and read its JSON back."""
+    case = json.dumps(
+        {"genes": genes, "corruption": corruption, "seed": seed, "k": k, "time_limit": time_limit}
+    )
+    result = subprocess.run(
+        [sys.executable, __file__, "--case", case], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"case {case} failed:\n{result.stderr}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _mean_sd(values: list[float], digits: int = 3) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def table(results: list[dict]) -> str:
+    """A markdown table: one row per (genes, corruption), mean ± SD over seeds."""
+    header = (
+        "| genes | corruption | seeds | conditions | solver | wall s | peak MB | "
+        "signed-edge F1 before → after | pair macro-F1 before → after | edits add/remove/flip |"
+    )
+    lines = [header, "|" + "---|" * 10]
+    groups: dict[tuple, list[dict]] = {}
+    for result in results:
+        groups.setdefault((result["genes"], result["corruption"]), []).append(result)
+    for (genes, corruption), group in sorted(groups.items()):
+        seeds = ",".join(str(r["seed"]) for r in group)
+        solvers = "/".join(sorted({r["solver"] for r in group}))
+        edits = "/".join(
+            f"{statistics.mean(r['edits'][op] for r in group):.0f}"
+            for op in ("add", "remove", "flip")
+        )
+        lines.append(
+            f"| {genes} | {corruption:g} | {seeds} | {group[0]['conditions']} | {solvers} | "
+            f"{_mean_sd([r['seconds'] for r in group], 1)} | "
+            f"{max(r['peak_mb'] for r in group):.0f} | "
+            f"{_mean_sd([r['f1_before'] for r in group])} → "
+            f"{_mean_sd([r['f1_after'] for r in group])} | "
+            f"{_mean_sd([r['pair_before'] for r in group])} → "
+            f"{_mean_sd([r['pair_after'] for r in group])} | {edits} |"
+        )
+    per_seed = ["", "Per seed (signed-edge F1 after, pair macro-F1 after, seconds):", ""]
+    for result in sorted(results, key=lambda r: (r["genes"], r["corruption"], r["seed"])):
+        per_seed.append(
+            f"- {result['genes']} genes, p = {result['corruption']:g}, seed {result['seed']}: "
+            f"{result['f1_after']:.3f}, {result['pair_after']:.4f}, {result['seconds']:.1f} s"
+        )
+    return "\n".join(lines + per_seed)
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} cores"
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="300,1000,5000", help="gene counts")
+    parser.add_argument("--seeds", default="0,1,2,3,4", help="seeds at 300 genes")
+    parser.add_argument("--large-seeds", default="0", help="seeds at larger sizes")
+    parser.add_argument("--corruptions", default=",".join(f"{p:g}" for p in SWEEP))
+    parser.add_argument("--large-corruption", type=float, default=0.3)
+    parser.add_argument("--k", type=int, default=3)
+    parser.add_argument("--time-limit", type=float, default=600.0)
+    parser.add_argument("--no-record", action="store_true", help="do not append to the record")
+    parser.add_argument("--case", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.case:
+        case = json.loads(args.case)
+        print(json.dumps(run_case(**case)))
+        return
+
+    sizes = [int(size) for size in args.sizes.split(",")]
+    cases = []
+    for genes in sizes:
+        if genes <= 300:
+            for corruption in (float(p) for p in args.corruptions.split(",")):
+                cases += [(genes, corruption, int(s)) for s in args.seeds.split(",")]
+        else:
+            cases += [(genes, args.large_corruption, int(s)) for s in args.large_seeds.split(",")]
+    results = []
+    for genes, corruption, seed in cases:
+        result = run_isolated(genes, corruption, seed, args.k, args.time_limit)
+        print(
+            f"{genes} genes, p = {corruption:g}, seed {seed}: F1 {result['f1_before']:.3f} -> "
+            f"{result['f1_after']:.3f}, pair {result['pair_before']:.4f} -> "
+            f"{result['pair_after']:.4f}, {result['seconds']:.1f} s, {result['peak_mb']:.0f} MB, "
+            f"{result['solver']}",
+            flush=True,
+        )
+        results.append(result)
+    text = table(results)
+    print()
+    print(text)
+    if not args.no_record:
+        command = "python benchmarks/abduce.py " + " ".join(argv or sys.argv[1:])
+        record = [
+            "",
+            f"## {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, commit {commit()}",
+            "",
+            f"- command: `{command.strip()}`",
+            f"- machine: {machine()}",
+            f"- protocol: deduction, k = {args.k}, fitted on train + validation (test sealed); "
+            f"seeds as listed",
+            "",
+            text,
+            "",
+        ]
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        if not RESULTS.exists():
+            RESULTS.write_text(
+                "# Abduction benchmark record\n\nAppended by `benchmarks/abduce.py`; "
+                "newest last.\n",
+                encoding="utf-8",
+            )
+        with RESULTS.open("a", encoding="utf-8") as handle:
+            handle.write("\n".join(record))
+
+
+if __name__ == "__main__":
+    main()
