@@ -34,13 +34,15 @@ RESULTS = Path(__file__).parent / "results" / "abduce.md"
 SWEEP = (0.0, 0.1, 0.2, 0.3, 0.5, 0.9)
 
 
-def run_case(genes: int, corruption: float, seed: int, k: int, time_limit: float) -> dict:
+def run_case(
+    genes: int, corruption: float, seed: int, k: int, time_limit: float, protocol: str
+) -> dict:
     """One case, in this process: simulate, abduce, score."""
     from aligned.abduction import abduce
     from aligned.data import simulate
     from aligned.metrics import pair_macro_f1, signed_edge_scores
 
-    sim = simulate(genes, corruption, protocol="deduction", seed=seed, k=k)
+    sim = simulate(genes, corruption, protocol=protocol, seed=seed, k=k)
     data = sim.data
     fitted = data.subset(data.conditions["split"].to_numpy() != "test")
     started = time.perf_counter()
@@ -70,10 +72,19 @@ def run_case(genes: int, corruption: float, seed: int, k: int, time_limit: float
     }
 
 
-def run_isolated(genes: int, corruption: float, seed: int, k: int, time_limit: float) -> dict:
+def run_isolated(
+    genes: int, corruption: float, seed: int, k: int, time_limit: float, protocol: str
+) -> dict:
     """Run one case in a fresh interpreter (its own peak memory) and read its JSON back."""
     case = json.dumps(
-        {"genes": genes, "corruption": corruption, "seed": seed, "k": k, "time_limit": time_limit}
+        {
+            "genes": genes,
+            "corruption": corruption,
+            "seed": seed,
+            "k": k,
+            "time_limit": time_limit,
+            "protocol": protocol,
+        }
     )
     result = subprocess.run(
         [sys.executable, __file__, "--case", case], capture_output=True, text=True, check=False
@@ -157,6 +168,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--corruptions", default=",".join(f"{p:g}" for p in SWEEP))
     parser.add_argument("--large-corruption", type=float, default=0.3)
     parser.add_argument("--k", type=int, default=3)
+    parser.add_argument(
+        "--protocol",
+        choices=("deduction", "linear"),
+        default="deduction",
+        help="labels from the true KB's deduction, or from a noisy linear model",
+    )
     parser.add_argument("--time-limit", type=float, default=600.0)
     parser.add_argument("--no-record", action="store_true", help="do not append to the record")
     parser.add_argument("--case", help=argparse.SUPPRESS)
@@ -176,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
             cases += [(genes, args.large_corruption, int(s)) for s in args.large_seeds.split(",")]
     results = []
     for genes, corruption, seed in cases:
-        result = run_isolated(genes, corruption, seed, args.k, args.time_limit)
+        result = run_isolated(genes, corruption, seed, args.k, args.time_limit, args.protocol)
         print(
             f"{genes} genes, p = {corruption:g}, seed {seed}: F1 {result['f1_before']:.3f} -> "
             f"{result['f1_after']:.3f}, pair {result['pair_before']:.4f} -> "
@@ -196,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
             "",
             f"- command: `{command.strip()}`",
             f"- machine: {machine()}",
-            f"- protocol: deduction, k = {args.k}, fitted on train + validation (test sealed); "
+            f"- protocol: {args.protocol}, k = {args.k}, fitted on train + validation (test sealed); "
             f"seeds as listed",
             "",
             text,
