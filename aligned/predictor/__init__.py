@@ -7,6 +7,7 @@
 (conditions, genes, 3)
 """
 
+from aligned.metrics import macro_f1
 from aligned.predictor.arrays import TrainingSet, perturbation_matrix
 from aligned.predictor.base import (
     CLASS_ORDER,
@@ -16,7 +17,6 @@ from aligned.predictor.base import (
 )
 from aligned.predictor.device import resolve_device
 from aligned.predictor.gnn import GNNPredictor, GNNSettings, SignedGraph
-from aligned.predictor.metrics import macro_f1
 from aligned.predictor.mlp import MLPPredictor, MLPSettings
 from aligned.predictor.presets import Preset, make_predictor, read_preset
 from aligned.predictor.training import FitHistory, TrainingSettings

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from aligned.metrics import macro_f1
 from aligned.predictor.arrays import TrainingSet
 from aligned.predictor.device import amp_dtype, autocast
-from aligned.predictor.metrics import macro_f1
 
 CLASS_WEIGHTING = ("balanced", "sqrt", "none")
 
