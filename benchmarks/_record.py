@@ -1,4 +1,10 @@
-"""Shared helpers for benchmarks: the machine description and appending result rows."""
+"""Shared helpers for benchmarks: the machine, the commit, and writing result sections.
+
+A benchmark prints its figures and records them as a markdown section (date, commit, command,
+machine, then the table).  By default the section is appended to ``results/NAME.md``, the
+history; with ``out`` it is written to that file alone, which is how ``run_all.py`` collects
+the sections of ``docs/benchmarks.md``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import os
 import platform
 import resource
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -31,22 +38,84 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def append_record(name: str, header: list[str], rows: list[list[object]]) -> Path:
-    """Append a dated markdown table (with the command line and machine) to results/NAME.md."""
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{name}.md"
+def commit() -> str:
+    """The short hash of the checked-out commit, with ``+dirty`` when files differ from it."""
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=here,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=here,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+def markdown_table(header: list[str], rows: list[list[object]]) -> str:
+    """A markdown table of ``rows`` under ``header``."""
+    return "\n".join(
+        [
+            "| " + " | ".join(header) + " |",
+            "|" + "|".join("---" for _ in header) + "|",
+            *("| " + " | ".join(str(value) for value in row) + " |" for row in rows),
+        ]
+    )
+
+
+def record_section(
+    name: str, body: str, out: str | Path | None = None, notes: list[str] | None = None
+) -> Path:
+    """Record one run: a dated section with the command, commit, machine, ``notes`` and ``body``.
+
+    Parameters
+    ----------
+    name : str
+        The benchmark; without ``out`` the section is appended to ``results/NAME.md``.
+    body : str
+        Markdown: the table and whatever follows it.
+    out : path, optional
+        Write the section to this file instead (replacing it).
+    notes : list of str, optional
+        Extra bullet lines (protocol, seeds) under the command and machine.
+    """
     command = " ".join(shlex.quote(arg) for arg in [Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
     lines = [
-        f"## {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
+        f"## {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, commit {commit()}",
         "",
         f"- command: `python {command}`",
         f"- machine: {machine()}",
+        *(f"- {note}" for note in notes or []),
         "",
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join("---" for _ in header) + "|",
-        *("| " + " | ".join(str(value) for value in row) + " |" for row in rows),
+        body.rstrip("\n"),
         "",
     ]
+    text = "\n".join(lines) + "\n"
+    if out is not None:
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return path
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.md"
+    if not path.exists():
+        path.write_text(f"# {name} benchmark record\n\nNewest last.\n\n", encoding="utf-8")
     with open(path, "a", encoding="utf-8") as handle:
-        handle.write("\n".join(lines) + "\n")
+        handle.write(text)
     return path
+
+
+def append_record(
+    name: str, header: list[str], rows: list[list[object]], out: str | Path | None = None
+) -> Path:
+    """Record a markdown table of ``rows`` (see :func:`record_section`)."""
+    return record_section(name, markdown_table(header, rows), out)

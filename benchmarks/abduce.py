@@ -21,16 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results" / "abduce.md"
+from _record import commit, machine, record_section  # noqa: F401  (sibling scripts import these)
+
 SWEEP = (0.0, 0.1, 0.2, 0.3, 0.5, 0.9)
 
 
@@ -135,31 +133,6 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines + per_seed)
 
 
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} cores"
-
-
-def commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).parent,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="300,1000,5000", help="gene counts")
@@ -176,6 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--time-limit", type=float, default=600.0)
     parser.add_argument("--no-record", action="store_true", help="do not append to the record")
+    parser.add_argument("--out", help="write the section to this file instead of the record")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.case:
@@ -205,29 +179,13 @@ def main(argv: list[str] | None = None) -> None:
     text = table(results)
     print()
     print(text)
-    if not args.no_record:
-        command = "python benchmarks/abduce.py " + " ".join(argv or sys.argv[1:])
-        record = [
-            "",
-            f"## {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, commit {commit()}",
-            "",
-            f"- command: `{command.strip()}`",
-            f"- machine: {machine()}",
-            f"- protocol: {args.protocol}, k = {args.k}, fitted on train + validation (test sealed); "
-            f"seeds as listed",
-            "",
-            text,
-            "",
-        ]
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        if not RESULTS.exists():
-            RESULTS.write_text(
-                "# Abduction benchmark record\n\nAppended by `benchmarks/abduce.py`; "
-                "newest last.\n",
-                encoding="utf-8",
-            )
-        with RESULTS.open("a", encoding="utf-8") as handle:
-            handle.write("\n".join(record))
+    if args.no_record and not args.out:
+        return
+    notes = [
+        f"protocol: {args.protocol}, k = {args.k}, fitted on train + validation (test sealed); "
+        "seeds as listed"
+    ]
+    print(f"recorded in {record_section('abduce', text, args.out, notes)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,7 @@ def main() -> None:
     parser.add_argument("--unknown-fraction", type=float, default=0.0)
     parser.add_argument("--k", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", help="write the section to this file instead of the record")
     args = parser.parse_args()
 
     rows = []
@@ -116,7 +117,7 @@ def main() -> None:
     widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
     for row in [header, *rows]:
         print("  ".join(str(x).rjust(w) for x, w in zip(row, widths)))
-    path = append_record("deduce", header, rows)
+    path = append_record("deduce", header, rows, args.out)
     print(f"recorded in {path} (seed {args.seed}, unknown fraction {args.unknown_fraction})")
 
 

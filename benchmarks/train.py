@@ -57,8 +57,8 @@ def main() -> None:
     print("|" + "|".join("---" for _ in HEADER) + "|")
     for row in table:
         print("| " + " | ".join(str(value) for value in row) + " |")
-    if not args.no_record:
-        print(f"appended to {append_record('train', HEADER, table)}", file=sys.stderr)
+    if args.out or not args.no_record:
+        print(f"recorded in {append_record('train', HEADER, table, args.out)}", file=sys.stderr)
 
 
 ROW_KEYS = [
@@ -87,6 +87,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--models", nargs="+", default=["mlp", "gnn"], choices=["mlp", "gnn"])
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--no-record", action="store_true", help="print only, append nothing")
+    parser.add_argument("--out", help="write the section to this file instead of the record")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     return parser.parse_args()
