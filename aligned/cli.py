@@ -334,14 +334,33 @@ def evaluate(
     run: Path = typer.Argument(..., help="A finished run directory."),
     json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
-    """Score a finished run on its sealed test split (and its edges against a ground truth)."""
-    from aligned.evaluation import evaluate_run
+    """Score a finished run on its sealed test split (and its edges against a ground truth).
 
-    result = evaluate_run(run)
+    The figures are also saved as RUN/evaluation.json, and RUN/report.html is refreshed to show
+    them.
+    """
+    from aligned.evaluation import save_evaluation
+
+    result = save_evaluation(run)
     if json:
         _print_json(result)
         return
     _print_evaluation(result)
+
+
+@app.command()
+def report(
+    run: Path = typer.Argument(
+        ..., help="A run directory (finished, or unfinished: partial report)."
+    ),
+    out: Path = typer.Option(
+        None, "--out", help="The HTML file to write (default RUN/report.html)."
+    ),
+) -> None:
+    """Write a self-contained HTML report of a run: metrics, edits, gate and top edits."""
+    from aligned.report import write_report
+
+    console.print(f"Report written to {escape(str(write_report(run, out)))}", soft_wrap=True)
 
 
 @app.command()

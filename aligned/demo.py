@@ -37,7 +37,7 @@ def run_demo(out: str | Path, quiet: bool = False) -> DemoResult:
     ``out/simulation`` receives the simulated data and KBs, ``out/session`` the run directory.
     """
     from aligned.data.simulate import simulate, write_simulation
-    from aligned.evaluation import evaluate_run
+    from aligned.evaluation import save_evaluation
     from aligned.session import Session
 
     out = Path(out)
@@ -53,4 +53,4 @@ def run_demo(out: str | Path, quiet: bool = False) -> DemoResult:
     config["knowledge"]["path"] = str((simulation_dir / "kb_corrupted.tsv").resolve())
     run_dir = out / "session"
     result = Session(config, run_dir, quiet=quiet).run()
-    return DemoResult(simulation_dir, run_dir, result, evaluate_run(run_dir))
+    return DemoResult(simulation_dir, run_dir, result, save_evaluation(run_dir))

@@ -6,6 +6,7 @@ against the original, frozen KB, never against the revised one (that would be ci
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -139,4 +140,25 @@ def evaluate_run(run_dir: str | os.PathLike) -> dict[str, Any]:
             }
             for name, kb in (("original", original), ("revised", revised))
         }
+    return result
+
+
+def save_evaluation(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """Evaluate a finished run, save ``evaluation.json`` in it, and refresh its report.
+
+    The report (``report.html``) shows the test figures only once they are saved, so it is
+    rewritten here; a report failure leaves the saved evaluation in place and is raised.
+
+    Returns
+    -------
+    dict
+        What :func:`evaluate_run` returns.
+    """
+    from aligned.io import atomic_write_text
+    from aligned.report import EVALUATION_NAME, write_report
+
+    result = evaluate_run(run_dir)
+    text = json.dumps(result, indent=2, sort_keys=True, default=float) + "\n"
+    atomic_write_text(Path(run_dir) / EVALUATION_NAME, text)
+    write_report(run_dir)
     return result

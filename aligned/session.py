@@ -7,7 +7,7 @@
 3. per iteration: deduce with the current KB, adapt (per-gene gate on validation), abduce a
    revision of the KB from the training labels with the network's probabilities as soft
    evidence, and retrain on observed labels plus weighted pseudo-labels;
-4. finish: the final gate, the revised KB and its rule files.
+4. finish: the final gate, the revised KB, its rule files and the HTML report.
 
 Every step writes its outputs atomically and then records itself in ``state.json``; a session
 killed at any point and started again with the same command skips the completed steps and,
@@ -55,6 +55,8 @@ CHANGE_COLUMNS = [
     "old_sign",
     "new_sign",
     "evidence",
+    "supporting",
+    "contradicting",
     "objective_change",
     "solver",
 ]
@@ -273,7 +275,7 @@ class Session:
         return predictor.fit(TrainingSet.concat(parts), self.validation)
 
     def finish(self) -> SessionResult:
-        """Fit the final gate and write the revised KB, its edits and its rule files."""
+        """Fit the final gate and write the revised KB, its edits, its rule files and the report."""
         state = self._state()
         last = max(
             (int(n.split("-")[1]) for n in state["completed"] if n.startswith("iter")), default=0
@@ -289,10 +291,24 @@ class Session:
             self._write_changes(self._changes())
             self.predictor.save(self.out / "checkpoints" / "predictor-final.pt")
             self._write_run_json(status="finished", iterations=last)
+            self.write_report()
             self._complete("finish")
         return SessionResult(
             self.out, self.original, revised, self._changes(), Gate.read(gate_path), self._metrics()
         )
+
+    def write_report(self) -> None:
+        """Write ``report.html``; a failure is logged and never costs the finished run."""
+        from aligned.report import write_report
+
+        try:
+            write_report(self.out)
+        except Exception as error:  # the run's files are complete; the report is a view of them
+            log.warning(
+                "the run is complete but its report failed (retry: aligned report %s): %s",
+                self.out,
+                error,
+            )
 
     # ---- state of the run directory ---------------------------------------------------------
 

@@ -61,6 +61,7 @@ RUN_FILES = [
     "rules/revised.lp",
     "checkpoints/predictor-0.pt",
     "checkpoints/predictor-final.pt",
+    "report.html",
 ]
 
 
@@ -124,6 +125,25 @@ def test_evaluate_reports_every_method_and_the_edges(finished):
     assert result["test"]["kb_original"]["kb_f1"] == pytest.approx(1.0)
     assert set(result["edges"]) == {"original", "revised"}
     assert result["edges"]["original"]["added"] == 0
+
+
+def test_cli_evaluate_saves_the_figures_and_shows_them_in_the_report(finished):
+    run_dir, _ = finished
+    from typer.testing import CliRunner
+
+    from aligned.cli import app
+
+    assert "Not evaluated" in (run_dir / "report.html").read_text()
+    run = CliRunner().invoke(app, ["evaluate", str(run_dir), "--json"])
+    assert run.exit_code == 0, run.output
+    saved = json.loads((run_dir / "evaluation.json").read_text())
+    printed = json.loads(run.stdout)
+    assert saved["test"]["integrated"]["data_f1"] == pytest.approx(
+        printed["test"]["integrated"]["data_f1"]
+    )
+    report = (run_dir / "report.html").read_text()
+    assert "Not evaluated" not in report
+    assert "Evaluation on the sealed test split" in report
 
 
 def test_a_directory_holding_another_run_is_refused(finished, simulation_dir):
