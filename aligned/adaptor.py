@@ -97,9 +97,9 @@ def fit_gate(
     kb_labels, network_labels : numpy.ndarray
         The KB's deduced labels and the network's predicted labels for the same conditions.
     margin : float
-        The KB must beat the network's per-gene macro-F1 by more than this.
+        A source must beat the other by more than this (in macro-F1) to be preferred.
     min_support : int
-        Validation entries (label or KB call non-zero) a gene needs before the KB can win.
+        Validation entries (label or KB call non-zero) a gene needs for its own decision.
 
     Returns
     -------
@@ -107,8 +107,12 @@ def fit_gate(
 
     Notes
     -----
-    Ties go to the network, which has seen the training data for every gene.  The overall
-    comparison uses macro-F1 over every scored validation entry.  O(conditions * genes).
+    First the overall winner: the KB when its macro-F1 over every scored validation entry beats
+    the network's by more than ``margin``, else the network (ties go to the network, which has
+    seen the training data for every gene).  Each gene follows the overall winner unless its own
+    evidence (``min_support`` entries or more) shows the other source ahead by more than
+    ``margin``: a per-gene score from a handful of validation conditions is noisy, so leaving
+    the better source needs a clear lead, not a tie or a chance win.  O(conditions * genes).
     """
     from aligned.metrics import macro_f1
 
@@ -116,11 +120,16 @@ def fit_gate(
     network_score = per_gene_macro_f1(labels, network_labels, scored)
     support = (((labels != 0) | (kb_labels != 0)) & scored).sum(axis=0)
     own_evidence = (support >= min_support) & ~np.isnan(kb_score)
-    kb_wins = kb_score > np.nan_to_num(network_score, nan=0.0) + margin
     kb_wins_overall = (
         macro_f1(labels, kb_labels, scored) > macro_f1(labels, network_labels, scored) + margin
     )
-    trust_kb = np.where(own_evidence, kb_wins, kb_wins_overall)
+    kb = np.nan_to_num(kb_score, nan=0.0)
+    network = np.nan_to_num(network_score, nan=0.0)
+    if kb_wins_overall:
+        trust_kb = ~(own_evidence & (network > kb + margin))
+    else:
+        trust_kb = own_evidence & (kb > network + margin)
+    clear_lead = own_evidence & (np.abs(kb - network) > margin)
     table = pd.DataFrame(
         {
             "gene": genes,
@@ -128,7 +137,7 @@ def fit_gate(
             "kb_score": kb_score,
             "network_score": network_score,
             "support": support.astype(int),
-            "decided_by": np.where(own_evidence, "gene", "all genes"),
+            "decided_by": np.where(clear_lead, "gene", "all genes"),
         }
     )
     return Gate(table)

@@ -94,3 +94,23 @@ def test_gate_trusts_the_kb_only_where_it_wins_with_support(tmp_path):
     gate.write(tmp_path / "gate.tsv")
     back = Gate.read(tmp_path / "gate.tsv")
     assert back.table["source"].tolist() == gate.table["source"].tolist()
+
+
+def test_a_gene_leaves_the_overall_winner_only_on_a_clear_lead():
+    # 6 conditions; the KB is right everywhere except one entry of gene b and all of c
+    labels = np.array(
+        [[1, 1, 0, -1], [-1, 1, 1, 1], [1, -1, 0, 1], [0, 1, -1, -1], [1, 0, 0, 1], [-1, -1, 1, 0]]
+    )
+    labels = np.hstack([labels, labels[:, [0, 3]], labels[:, [0, 3]]])  # genes a-d, then 4 more
+    genes = ["a", "b", "c", "d", "e", "f", "g", "h"]
+    scored = np.ones_like(labels, dtype=bool)
+    kb = labels.copy()
+    kb[0, 1] = 0  # one slip on gene b
+    kb[:, 2] = 1  # wrong about gene c
+    network = np.zeros_like(labels)  # useless on every gene but b and c,
+    network[:, 1:3] = labels[:, 1:3]  # where it is perfect
+    gate = fit_gate(genes, labels, scored, kb, network, margin=0.3, min_support=3)
+    # the KB wins overall (0.88 against 0.36); on b the network leads by 0.18, less than the
+    # margin, so b stays with the KB; on c it leads by 0.83
+    assert gate.table["source"].tolist() == ["kb", "kb", "network"] + ["kb"] * 5
+    assert gate.table["decided_by"].tolist() == ["gene", "all genes", "gene"] + ["gene"] * 5
