@@ -1,11 +1,10 @@
 """The adaptor: per output gene, trust the knowledge base's deduction or the network.
 
-Gradient-free and decided on validation conditions only.  A gene with enough evidence
-(``min_support`` validation entries where the label or the KB's call is non-zero) goes to the
-KB when the KB's per-gene validation score beats the network's by ``margin``.  A gene with too
-little evidence of its own follows the source that wins over all genes together, with the
-same margin.  Test labels never reach this module.
-"""
+Gradient-free and decided on validation conditions only.  First the overall winner: the source
+with the better macro-F1 over all genes together (the KB must lead by ``margin``).  Each gene
+follows it unless its own evidence (``min_support`` validation entries or more) shows the other
+source clearly ahead: by ``margin`` in per-gene macro-F1 and in a one-sided sign test at level
+``alpha`` (:func:`fit_gate`).  Test labels never reach this module."""
 
 from __future__ import annotations
 
@@ -50,8 +49,8 @@ class Gate:
 
     ``table`` has one row per gene: ``gene``, ``source`` (``kb`` or ``network``),
     ``kb_score``, ``network_score`` (validation macro-F1), ``support`` and ``decided_by``
-    (``gene`` when its own evidence decided, ``all genes`` when it followed the overall
-    winner).
+    (``gene`` when its own evidence overrode the overall winner, ``all genes`` when it
+    followed the overall winner).
     """
 
     table: pd.DataFrame
@@ -85,6 +84,7 @@ def fit_gate(
     network_labels: np.ndarray,
     margin: float = 0.05,
     min_support: int = 3,
+    alpha: float = 0.05,
 ) -> Gate:
     """Choose, per gene, between the KB's deduction and the network from validation evidence.
 
@@ -100,6 +100,9 @@ def fit_gate(
         A source must beat the other by more than this (in macro-F1) to be preferred.
     min_support : int
         Validation entries (label or KB call non-zero) a gene needs for its own decision.
+    alpha : float
+        Significance a gene's lead must reach in the sign test (below) to override the overall
+        winner; 1 switches the test off.
 
     Returns
     -------
@@ -110,9 +113,12 @@ def fit_gate(
     First the overall winner: the KB when its macro-F1 over every scored validation entry beats
     the network's by more than ``margin``, else the network (ties go to the network, which has
     seen the training data for every gene).  Each gene follows the overall winner unless its own
-    evidence (``min_support`` entries or more) shows the other source ahead by more than
-    ``margin``: a per-gene score from a handful of validation conditions is noisy, so leaving
-    the better source needs a clear lead, not a tie or a chance win.  O(conditions * genes).
+    evidence (``min_support`` entries or more) shows the other source clearly ahead: by more
+    than ``margin`` in macro-F1, and in a one-sided exact sign test over the entries where
+    exactly one source is right (the other source right in ``m`` of ``n`` such entries:
+    ``P(Binomial(n, 1/2) >= m) <= alpha``).  A per-gene score from a handful of validation
+    conditions is noisy; leaving the better source needs more than a chance win.
+    O(conditions * genes).
     """
     from aligned.metrics import macro_f1
 
@@ -125,11 +131,17 @@ def fit_gate(
     )
     kb = np.nan_to_num(kb_score, nan=0.0)
     network = np.nan_to_num(network_score, nan=0.0)
+    kb_right = (kb_labels == labels) & scored
+    network_right = (network_labels == labels) & scored
+    only_kb = (kb_right & ~network_right).sum(axis=0)
+    only_network = (network_right & ~kb_right).sum(axis=0)
     if kb_wins_overall:
-        trust_kb = ~(own_evidence & (network > kb + margin))
+        leads = (network > kb + margin) & (_sign_test(only_network, only_kb) <= alpha)
+        trust_kb = ~(own_evidence & leads)
     else:
-        trust_kb = own_evidence & (kb > network + margin)
-    clear_lead = own_evidence & (np.abs(kb - network) > margin)
+        leads = (kb > network + margin) & (_sign_test(only_kb, only_network) <= alpha)
+        trust_kb = own_evidence & leads
+    clear_lead = own_evidence & leads
     table = pd.DataFrame(
         {
             "gene": genes,
@@ -141,3 +153,11 @@ def fit_gate(
         }
     )
     return Gate(table)
+
+
+def _sign_test(wins: np.ndarray, losses: np.ndarray) -> np.ndarray:
+    """One-sided exact sign test per gene: P(Binomial(wins + losses, 1/2) >= wins); 1 if none."""
+    from scipy.stats import binom
+
+    n = wins + losses
+    return np.where(n > 0, binom.sf(wins - 1, np.maximum(n, 1), 0.5), 1.0)

@@ -79,6 +79,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "adaptor": {
         "margin": Key((int, float), 0.05, _between(0, 1), "KB must beat the network by this"),
         "min_support": Key(int, 3, _at_least(1), "validation entries a gene needs"),
+        "alpha": Key((int, float), 0.05, _between(0, 1), "sign-test level to leave the winner"),
     },
     "abduction": {
         "solver": Key(str, "auto", _one_of("auto", "asp", "greedy")),

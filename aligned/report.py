@@ -724,9 +724,9 @@ def gate_section(run: RunFiles) -> str:
         return _section(title, _note("No gate has been fitted yet."))
     which = "The final gate" if run.gate_label == "final" else f"The gate {run.gate_label}"
     text = (
-        f"{which}, fitted on the validation split. A gene follows the KB when its KB macro-F1 "
-        "beats the network's by the margin; a gene with too little evidence of its own follows "
-        "the source that wins over all genes."
+        f"{which}, fitted on the validation split. Every gene follows the source that wins "
+        "over all genes, unless its own validation evidence shows the other source clearly "
+        "ahead (by the margin in macro-F1, and in a sign test)."
     )
     unscored = int((gate["kb_score"].isna() | gate["network_score"].isna()).sum())
     if unscored:
@@ -750,7 +750,7 @@ def gate_figure(gate: pd.DataFrame) -> bytes:
     bottom = np.zeros(len(sources))
     for by, hatch, name in (
         ("gene", "", "its own validation evidence"),
-        ("all genes", "//", "all genes (too little evidence)"),
+        ("all genes", "//", "the overall winner"),
     ):
         heights = np.array(
             [

@@ -242,6 +242,7 @@ class Session:
             predictor.predict(validation),
             margin=self.config["adaptor"]["margin"],
             min_support=self.config["adaptor"]["min_support"],
+            alpha=self.config["adaptor"]["alpha"],
         )
 
     def retrain(self, kb: KnowledgeBase, gate: Gate, iteration: int):

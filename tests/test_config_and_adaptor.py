@@ -75,19 +75,23 @@ def test_per_gene_macro_f1_ignores_absent_classes_and_masked_entries():
 
 
 def test_gate_trusts_the_kb_only_where_it_wins_with_support(tmp_path):
-    labels = np.array([[1, 1, 0], [-1, 1, 0], [1, -1, 0], [0, 1, 0]])
+    few = np.array([[1, 1, 0], [-1, 1, 0], [1, -1, 0], [0, 1, 0]])
+    labels = np.vstack([few, few])
     scored = np.ones_like(labels, dtype=bool)
     kb = labels.copy()
     kb[:, 2] = 1  # the KB is wrong about gene c
     network = np.zeros_like(labels)
     gate = fit_gate(["a", "b", "c"], labels, scored, kb, network, margin=0.05, min_support=3)
     assert gate.table["source"].tolist() == ["kb", "kb", "network"]
-    assert gate.table["decided_by"].tolist() == ["gene"] * 3
+    assert gate.table["decided_by"].tolist() == ["all genes", "all genes", "gene"]
+    # four conditions are too few for c's lead to pass the sign test (1/16 > 0.05)
+    short = fit_gate(["a", "b", "c"], few, scored[:4], kb[:4], network[:4], min_support=3)
+    assert short.table["source"].tolist() == ["kb"] * 3
     # without enough evidence per gene, every gene follows the overall winner
-    sparse = fit_gate(["a", "b", "c"], labels, scored, kb, network, min_support=5)
+    sparse = fit_gate(["a", "b", "c"], labels, scored, kb, network, min_support=9)
     assert sparse.table["decided_by"].tolist() == ["all genes"] * 3
     assert sparse.table["source"].tolist() == ["kb"] * 3
-    losing = fit_gate(["a", "b", "c"], labels, scored, -kb, network, min_support=5)
+    losing = fit_gate(["a", "b", "c"], labels, scored, -kb, network, min_support=9)
     assert losing.table["source"].tolist() == ["network"] * 3
     combined = gate.combine(kb, network)
     assert (combined[:, :2] == labels[:, :2]).all() and (combined[:, 2] == 0).all()
@@ -97,11 +101,12 @@ def test_gate_trusts_the_kb_only_where_it_wins_with_support(tmp_path):
 
 
 def test_a_gene_leaves_the_overall_winner_only_on_a_clear_lead():
-    # 6 conditions; the KB is right everywhere except one entry of gene b and all of c
+    # the KB is right everywhere except one entry of gene b and all of c
     labels = np.array(
         [[1, 1, 0, -1], [-1, 1, 1, 1], [1, -1, 0, 1], [0, 1, -1, -1], [1, 0, 0, 1], [-1, -1, 1, 0]]
     )
     labels = np.hstack([labels, labels[:, [0, 3]], labels[:, [0, 3]]])  # genes a-d, then 4 more
+    labels = np.vstack([labels, labels])  # 12 conditions: enough for the sign test
     genes = ["a", "b", "c", "d", "e", "f", "g", "h"]
     scored = np.ones_like(labels, dtype=bool)
     kb = labels.copy()
@@ -113,4 +118,4 @@ def test_a_gene_leaves_the_overall_winner_only_on_a_clear_lead():
     # the KB wins overall (0.88 against 0.36); on b the network leads by 0.18, less than the
     # margin, so b stays with the KB; on c it leads by 0.83
     assert gate.table["source"].tolist() == ["kb", "kb", "network"] + ["kb"] * 5
-    assert gate.table["decided_by"].tolist() == ["gene", "all genes", "gene"] + ["gene"] * 5
+    assert gate.table["decided_by"].tolist() == ["all genes"] * 2 + ["gene"] + ["all genes"] * 5
