@@ -3,7 +3,7 @@
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench bench-quick clean
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -21,8 +21,12 @@ lint: setup
 test: lint
 	$(VENV)/bin/pytest -q
 
+# The full record (hours on 2 cores) regenerates docs/benchmarks.md; the quick one takes minutes.
 bench: setup
-	$(VENV)/bin/python benchmarks/deduce.py
+	$(VENV)/bin/python benchmarks/run_all.py
+
+bench-quick: setup
+	$(VENV)/bin/python benchmarks/run_all.py --quick
 
 clean:
 	rm -rf $(VENV) dist build .pytest_cache .ruff_cache
