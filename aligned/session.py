@@ -107,19 +107,35 @@ class Session:
     config : path or mapping
         A TOML file (validated by :func:`aligned.config.load_config`) or an already parsed
         mapping of the same shape.
-    out : path
+    out : path, optional
         The run directory: new, empty, or holding this same session (which then resumes).
+        Default for a configuration file: ``runs/STEM`` (``STEM`` the file's name without
+        ``.toml``), so the same call resumes the same run; a mapping needs ``out``.
     quiet : bool
         No progress bars.
+
+    Examples
+    --------
+    >>> import aligned
+    >>> session = aligned.Session("examples/toy/config.toml")  # doctest: +SKIP
+    >>> result = session.run()  # doctest: +SKIP
+    >>> result.revised  # a KnowledgeBase  # doctest: +SKIP
     """
 
     def __init__(
-        self, config: str | os.PathLike | Mapping, out: str | os.PathLike, quiet: bool = False
+        self,
+        config: str | os.PathLike | Mapping,
+        out: str | os.PathLike | None = None,
+        quiet: bool = False,
     ):
         if isinstance(config, Mapping):
+            if out is None:
+                raise InputError("a session from a configuration mapping needs an out directory")
             self.config = resolve_config(config)
         else:
             self.config = load_config(config)
+            if out is None:
+                out = Path("runs") / Path(config).stem
         self.out = Path(out)
         self.quiet = quiet
         self.k = self.config["knowledge"]["k"]

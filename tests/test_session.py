@@ -224,3 +224,22 @@ def without_timings(run_dir: Path) -> list[dict]:
     for entry in metrics:
         entry.get("abduction", {}).pop("seconds", None)
     return metrics
+
+
+def test_the_session_is_public_and_a_config_file_names_its_run_directory(
+    simulation_dir, tmp_path, monkeypatch
+):
+    import aligned
+    from aligned.errors import InputError
+    from aligned.session import Session
+
+    assert aligned.Session is Session and aligned.abduce is not None
+    config = tmp_path / "my-study.toml"
+    config.write_text(
+        f'[data]\npath = "{simulation_dir}"\n'
+        f'[knowledge]\npath = "{simulation_dir / "kb_corrupted.tsv"}"\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    assert aligned.Session(config).out == Path("runs") / "my-study"
+    with pytest.raises(InputError, match="needs an out directory"):
+        aligned.Session(session_config(simulation_dir))
