@@ -66,7 +66,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "data": {
         "path": Key(str, None, help="a saved dataset directory or a GEARS-style .h5ad file"),
         "perturbation": Key(str, "loss", _one_of("loss", "gain"), ".h5ad only: loss or gain"),
-        "split": Key(list, [0.7, 0.15, 0.15], _fractions, "train, validation, test fractions"),
+        "split": Key(list, [0.7, 0.15, 0.15], _fractions, "shares; saved splits are kept"),
     },
     "knowledge": {
         "path": Key(str, None, help="the starting knowledge base (TSV/CSV or .pl facts)"),
