@@ -414,10 +414,9 @@ class KnowledgeBase:
 
 def diff(old: KnowledgeBase, new: KnowledgeBase) -> pd.DataFrame:
     """Edges added, removed and flipped from ``old`` to ``new``; see :meth:`KnowledgeBase.diff`."""
-    before = old._edges.groupby(["source", "target"], sort=False)["sign"].agg(frozenset)
-    after = new._edges.groupby(["source", "target"], sort=False)["sign"].agg(frozenset)
+    before, after = _signs_by_pair(old), _signs_by_pair(new)
     rows = []
-    for pair in before.index.union(after.index, sort=False):
+    for pair in before.keys() | after.keys():
         old_signs = before.get(pair, frozenset())
         new_signs = after.get(pair, frozenset())
         if old_signs == new_signs:
@@ -431,6 +430,18 @@ def diff(old: KnowledgeBase, new: KnowledgeBase) -> pd.DataFrame:
     frame["old_sign"] = frame["old_sign"].astype("Int8")
     frame["new_sign"] = frame["new_sign"].astype("Int8")
     return frame.sort_values(["source", "target", "change"], ignore_index=True)
+
+
+def _signs_by_pair(kb: KnowledgeBase) -> dict[tuple[str, str], frozenset]:
+    """(source, target) -> the set of its signs, in O(edges).
+
+    Plain dicts: a pandas lookup per pair costs about as much as this whole pass over a small KB.
+    """
+    signs: dict[tuple[str, str], set] = {}
+    edges = kb._edges
+    for source, target, sign in zip(edges["source"], edges["target"], edges["sign"].tolist()):
+        signs.setdefault((source, target), set()).add(sign)
+    return {pair: frozenset(values) for pair, values in signs.items()}
 
 
 # ---- validation at the door ---------------------------------------------------------------
