@@ -138,11 +138,20 @@ def _exact_step(
     step: str,
     log_entries: list,
 ) -> list[list[tuple[int, int, int, int]]]:
-    """Solve the components that fit, and return the improving edits (independent)."""
+    """Solve the components that fit, and return the improving edits (independent).
+
+    A component whose labels already cost the least they can, in every condition and gene it
+    can change, and which holds no edit yet, is settled without a call: any edit there only
+    adds its cost.
+    """
     problem = state.problem
-    proposals, sizes, proved, skipped = [], [], 0, 0
+    proposals, sizes, proved, skipped, settled = [], [], 0, 0, 0
     started = time.perf_counter()
+    regret = _label_regret(state)
     for component in components:
+        if _settled(component, regret):
+            settled += 1
+            continue
         if component.ground_size > ground_limit:
             skipped += 1
             log_entries.append(
@@ -181,6 +190,7 @@ def _exact_step(
             "step": step,
             "path": "asp",
             "components": len(components),
+            "settled": settled,
             "solved": len(sizes),
             "proved_optimal": proved,
             "skipped": skipped,
@@ -356,6 +366,23 @@ def solve_problem(
         if best > pass_start - min_gain * abs(pass_start) - _EPS:
             break
     return Solution(edges, before, best, "greedy+asp", found_by, entries)
+
+
+def _label_regret(state: DeductionState) -> np.ndarray:
+    """Conditions x genes: what each current label costs above the cheapest label there."""
+    cost = state.problem.cost
+    rows, cols = np.indices(state.labels.shape)
+    return cost[state.labels.astype(np.int64) + 1, rows, cols] - cost.min(axis=0)
+
+
+def _settled(component: Component, regret: np.ndarray) -> bool:
+    """True when no edit inside ``component`` can lower the objective (see ``_exact_step``)."""
+    unedited = {tuple(edge) for edge in component.current.tolist()} == {
+        tuple(edge) for edge in component.original.tolist()
+    }
+    if not unedited:
+        return False
+    return float(regret[np.ix_(component.conditions, component.region)].sum()) <= _EPS
 
 
 def _mark(found_by: dict, before: EdgeSet, after: EdgeSet, label: str) -> None:
