@@ -116,6 +116,14 @@ def test_a_kb_that_agrees_with_the_data_is_not_changed():
     assert revision.objective_after == revision.objective_before == 0.0
 
 
+def test_a_second_abduction_settles_the_parts_that_already_fit_without_clingo(sim, revision):
+    again = abduce(revision.revised, fitted(sim), k=3, time_limit=60)
+    passes = [entry for entry in again.log if "settled" in entry]
+    assert passes, again.log
+    assert sum(entry["settled"] for entry in passes) > 0
+    assert again.objective_after <= again.objective_before
+
+
 def test_the_toy_kb_is_repaired_and_unknown_edges_are_left_alone():
     genes, truth, data = toy()
     wrong = KnowledgeBase.from_edges(
