@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from aligned import __version__
+from aligned.abduction.revision import CHANGE_COLUMNS as REVISION_COLUMNS
 from aligned.adaptor import Gate, fit_gate
 from aligned.config import load_config, resolve_config, write_config
 from aligned.errors import InputError
@@ -47,19 +48,8 @@ from aligned.metrics import (
 
 log = logging.getLogger(__name__)
 
-CHANGE_COLUMNS = [
-    "iteration",
-    "op",
-    "source",
-    "target",
-    "old_sign",
-    "new_sign",
-    "evidence",
-    "supporting",
-    "contradicting",
-    "objective_change",
-    "solver",
-]
+# changes.tsv: the abduction's edit table with the iteration that accepted each edit
+CHANGE_COLUMNS = ["iteration", *REVISION_COLUMNS]
 
 
 def kb_labels(kb: KnowledgeBase, inputs: Any, k: int, genes: list[str]) -> np.ndarray:

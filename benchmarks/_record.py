@@ -9,10 +9,13 @@ the sections of ``docs/benchmarks.md``.
 from __future__ import annotations
 
 import datetime
+import json
+import math
 import os
 import platform
 import resource
 import shlex
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -119,3 +122,32 @@ def append_record(
 ) -> Path:
     """Record a markdown table of ``rows`` (see :func:`record_section`)."""
     return record_section(name, markdown_table(header, rows), out)
+
+
+def run_in_child(script: str | Path, case: dict) -> dict:
+    """Run ``script --case JSON`` in a fresh interpreter and read back its last line as JSON.
+
+    A fresh interpreter gives each case its own peak memory (max RSS).
+
+    Raises
+    ------
+    RuntimeError
+        When the child fails; the message carries its stderr.
+    """
+    text = json.dumps(case)
+    result = subprocess.run(
+        [sys.executable, str(script), "--case", text], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"case {text} failed:\n{result.stderr}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def mean_sd(values: list[float | None], digits: int = 3) -> str:
+    """``mean ± SD`` of the values that are numbers (one value alone; ``—`` for none)."""
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return "\u2014"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"

@@ -23,11 +23,10 @@ import argparse
 import json
 import resource
 import statistics
-import subprocess
 import sys
 import time
 
-from _record import commit, machine, record_section  # noqa: F401  (sibling scripts import these)
+from _record import mean_sd, record_section, run_in_child
 
 SWEEP = (0.0, 0.1, 0.2, 0.3, 0.5, 0.9)
 
@@ -73,29 +72,16 @@ def run_case(
 def run_isolated(
     genes: int, corruption: float, seed: int, k: int, time_limit: float, protocol: str
 ) -> dict:
-    """Run one case in a fresh interpreter (its own peak memory) and read its JSON back."""
-    case = json.dumps(
-        {
-            "genes": genes,
-            "corruption": corruption,
-            "seed": seed,
-            "k": k,
-            "time_limit": time_limit,
-            "protocol": protocol,
-        }
-    )
-    result = subprocess.run(
-        [sys.executable, __file__, "--case", case], capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"case {case} failed:\n{result.stderr}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def _mean_sd(values: list[float], digits: int = 3) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+    """Run one case in a fresh interpreter (its own peak memory)."""
+    case = {
+        "genes": genes,
+        "corruption": corruption,
+        "seed": seed,
+        "k": k,
+        "time_limit": time_limit,
+        "protocol": protocol,
+    }
+    return run_in_child(__file__, case)
 
 
 def table(results: list[dict]) -> str:
@@ -117,12 +103,12 @@ def table(results: list[dict]) -> str:
         )
         lines.append(
             f"| {genes} | {corruption:g} | {seeds} | {group[0]['conditions']} | {solvers} | "
-            f"{_mean_sd([r['seconds'] for r in group], 1)} | "
+            f"{mean_sd([r['seconds'] for r in group], 1)} | "
             f"{max(r['peak_mb'] for r in group):.0f} | "
-            f"{_mean_sd([r['f1_before'] for r in group])} → "
-            f"{_mean_sd([r['f1_after'] for r in group])} | "
-            f"{_mean_sd([r['pair_before'] for r in group])} → "
-            f"{_mean_sd([r['pair_after'] for r in group])} | {edits} |"
+            f"{mean_sd([r['f1_before'] for r in group])} → "
+            f"{mean_sd([r['f1_after'] for r in group])} | "
+            f"{mean_sd([r['pair_before'] for r in group])} → "
+            f"{mean_sd([r['pair_after'] for r in group])} | {edits} |"
         )
     per_seed = ["", "Per seed (signed-edge F1 after, pair macro-F1 after, seconds):", ""]
     for result in sorted(results, key=lambda r: (r["genes"], r["corruption"], r["seed"])):

@@ -60,11 +60,10 @@ import math
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 
-from _record import record_section
+from _record import mean_sd, record_section, run_in_child
 
 SWEEP = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 0.9)
 METHODS = ("nothing", "aligned", "greedy", "gradient", "gradient_clamped")
@@ -260,26 +259,11 @@ def run_case(
 
 
 def run_isolated(**case) -> dict:
-    """Run one case in a fresh interpreter (its own peak memory) and read its JSON back."""
-    text = json.dumps(case)
-    result = subprocess.run(
-        [sys.executable, __file__, "--case", text], capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"case {text} failed:\n{result.stderr}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    """Run one case in a fresh interpreter (its own peak memory)."""
+    return run_in_child(__file__, case)
 
 
 # ---- tables --------------------------------------------------------------------------------
-
-
-def _mean_sd(values: list[float], digits: int = 3) -> str:
-    values = [v for v in values if v is not None and not math.isnan(v)]
-    if not values:
-        return "—"
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def _mean(values: list[float]) -> float:
@@ -294,7 +278,7 @@ def _cell(runs: list[dict], key: str) -> str:
     if any(run.get("timed_only") or run.get("skipped") for run in runs):
         return "timed only"
     suffix = " (partial)" if any(run.get("stopped") == "time limit" for run in runs) else ""
-    return _mean_sd([run[key] for run in runs]) + suffix
+    return mean_sd([run[key] for run in runs]) + suffix
 
 
 def targets(corruption: float, ours: list[dict], greedy: list[dict]) -> str:
@@ -345,7 +329,7 @@ def score_table(results: list[dict], methods: list[str], key: str, paper: bool) 
         if paper:
             published = PAPER_PAIR_F1.get(corruption)
             row.append("—" if published is None else f"{published:.3f}")
-        row.append(_mean_sd([r[ceiling_key] for r in instances]))
+        row.append(mean_sd([r[ceiling_key] for r in instances]))
         row += [_cell(group.get(method, []), key) for method in methods]
         if paper:
             row.append(targets(corruption, group.get("aligned", []), group.get("greedy", [])))
@@ -374,11 +358,11 @@ def identifiability_table(results: list[dict]) -> list[str]:
             continue
         row = [str(genes), f"{corruption:g}", str(runs[0]["conditions"])]
         row += [
-            _mean_sd([r[name] for r in runs], 0)
+            mean_sd([r[name] for r in runs], 0)
             for name in ("true_edges", "true_silent", "missing", "missing_silent", "false")
         ]
-        row += [_mean_sd([r["false_silent"] for r in runs], 0)]
-        row += [_mean_sd([r["ceiling_seconds"] for r in runs], 1)]
+        row += [mean_sd([r["false_silent"] for r in runs], 0)]
+        row += [mean_sd([r["ceiling_seconds"] for r in runs], 1)]
         lines.append("| " + " | ".join(row) + " |")
     return lines
 
@@ -403,7 +387,7 @@ def cost_table(results: list[dict], methods: list[str]) -> list[str]:
                 str(genes),
                 f"{corruption:g}",
                 method,
-                _mean_sd([run["seconds"] for run in runs], 1),
+                mean_sd([run["seconds"] for run in runs], 1),
                 f"{max(run['peak_mb'] for run in runs):.0f}",
                 edits,
                 "/".join(how),

@@ -23,13 +23,12 @@ import argparse
 import json
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _record import record_section
+from _record import mean_sd, record_section, run_in_child
 
 METHODS = ("all_zero", "mean_response", "kb_original", "kb_revised", "network", "integrated")
 
@@ -74,22 +73,8 @@ def run_case(
 
 
 def run_isolated(**case) -> dict:
-    """Run one case in a fresh interpreter and read its JSON back."""
-    result = subprocess.run(
-        [sys.executable, __file__, "--case", json.dumps(case)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"case {case} failed:\n{result.stderr}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def _mean_sd(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+    """Run one case in a fresh interpreter (its own peak memory)."""
+    return run_in_child(__file__, case)
 
 
 def table(results: list[dict]) -> str:
@@ -110,9 +95,9 @@ def table(results: list[dict]) -> str:
     lines.append(
         f"| mean | {statistics.mean(r['seconds'] for r in results):.0f} | "
         f"{max(r['peak_mb'] for r in results):.0f} | "
-        f"{_mean_sd([r['edge_f1_before'] for r in results])} → "
-        f"{_mean_sd([r['edge_f1_after'] for r in results])} | "
-        + " | ".join(_mean_sd([r["data_f1"][m] for r in results]) for m in METHODS)
+        f"{mean_sd([r['edge_f1_before'] for r in results])} → "
+        f"{mean_sd([r['edge_f1_after'] for r in results])} | "
+        + " | ".join(mean_sd([r["data_f1"][m] for r in results]) for m in METHODS)
         + " |"
     )
     improved = sum(r["edge_f1_after"] > r["edge_f1_before"] for r in results)
