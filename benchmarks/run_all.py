@@ -18,6 +18,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 import time
@@ -91,15 +92,15 @@ STEPS = (
         "ecoli",
         "E. coli PRECISE knockouts",
         "Leave-knockouts-out by deleted gene, and recovery of hidden edges.",
-        ("ecoli.py",),
-        ("ecoli.py", "--quick"),
+        ("ecoli.py", "--threads", "1"),
+        ("ecoli.py", "--quick", "--threads", "1"),
     ),
     Step(
         "scale",
         "Scale",
         "A whole session at growing gene counts: wall time, peak memory, growth exponents.",
-        ("scale.py",),
-        ("scale.py", "--quick"),
+        ("scale.py", "--threads", "1"),
+        ("scale.py", "--quick", "--threads", "1"),
     ),
 )
 
@@ -123,8 +124,10 @@ def assemble(folder: Path, quick: bool) -> str:
         "# Benchmarks",
         "",
         f"Assembled by `python benchmarks/run_all.py{' --quick' if quick else ''}` ({mode} "
-        "mode) from the latest section of each step; every section names its own command, "
-        "commit, machine and date, and reruns with `--only STEP`.",
+        "mode) from the latest recorded runs of each step. Every run names its own command, "
+        "commit, machine and date: where a run's command is narrower than the step's full one "
+        "(fewer sizes or seeds), its command line says so. `--only STEP` reruns a step in "
+        "full; `--assemble` only rebuilds this page.",
         "",
     ]
     for step in STEPS:
@@ -132,7 +135,7 @@ def assemble(folder: Path, quick: bool) -> str:
         lines += [f"## {step.title}", "", step.what, ""]
         if section.exists():
             text = section.read_text(encoding="utf-8").rstrip("\n")
-            lines += ["#" + text if text.startswith("## ") else text, ""]
+            lines += [re.sub(r"(?m)^## ", "### ", text), ""]  # runs nest under the step
         else:
             lines += ["Not run yet.", ""]
     return "\n".join(lines)
