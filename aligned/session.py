@@ -23,7 +23,7 @@ import logging
 import os
 import platform
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,23 @@ log = logging.getLogger(__name__)
 
 # changes.tsv: the abduction's edit table with the iteration that accepted each edit
 CHANGE_COLUMNS = ["iteration", *REVISION_COLUMNS]
+
+
+@contextlib.contextmanager
+def _solve_progress(quiet: bool, description: str) -> Iterator[Callable[[str], None]]:
+    """A pulsing bar with the elapsed time while a solve runs; ``done(text)`` ends it."""
+    if quiet:
+        yield lambda text: None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn()) as bar:
+        task = bar.add_task(description, total=None)
+
+        def done(text: str) -> None:
+            bar.update(task, description=f"{description}: {text}", total=1, completed=1)
+
+        yield done
 
 
 def kb_labels(kb: KnowledgeBase, inputs: Any, k: int, genes: list[str]) -> np.ndarray:
@@ -217,15 +234,21 @@ class Session:
         current = self.current_kb(iteration - 1)
         gate = self.adapt(current, self.predictor)
         started = time.perf_counter()
-        revision = abduce(
-            current,
-            self.train,
-            k=self.k,
-            network_proba=self.predictor.predict_proba(self.train),
-            network_weight=self.config["abduction"]["network_weight"],
-            solver=self.config["abduction"]["solver"],
-            time_limit=self.config["abduction"]["time_limit"],
-        )
+        budget = self.config["abduction"]["time_limit"]
+        with _solve_progress(self.quiet, f"iteration {iteration}: abduction") as done:
+            revision = abduce(
+                current,
+                self.train,
+                k=self.k,
+                network_proba=self.predictor.predict_proba(self.train),
+                network_weight=self.config["abduction"]["network_weight"],
+                solver=self.config["abduction"]["solver"],
+                time_limit=budget,
+            )
+            done(
+                f"{len(revision.changes)} edits, objective {revision.objective_before:.1f} "
+                f"-> {revision.objective_after:.1f} ({revision.solver}, budget {budget:g} s)"
+            )
         seconds = time.perf_counter() - started
         revised = revision.revised
         self.predictor = self.retrain(revised, gate, iteration)
