@@ -167,23 +167,20 @@ def simulate(
     )
     kb_corrupted, corruption_counts = corrupt(kb_true, corruption, streams[1])
     regulators = sorted(set(kb_true.edges.loc[lambda e: e["sign"] != 0, "source"]))
+    linear = {
+        "damping": damping,
+        "knockout_lfc": knockout_lfc,
+        "noise": noise,
+        "replicates": replicates,
+        "doubles": doubles,
+        "tau": tau,
+        "welch": welch,
+        "alpha": alpha,
+    }
     if protocol == "deduction":
         made = _deduction_data(kb_true, genes, regulators, k)
     else:
-        made = _linear_data(
-            kb_true,
-            genes,
-            regulators,
-            streams[2],
-            damping=damping,
-            knockout_lfc=knockout_lfc,
-            noise=noise,
-            replicates=replicates,
-            doubles=doubles,
-            tau=tau,
-            welch=welch,
-            alpha=alpha,
-        )
+        made = _linear_data(kb_true, genes, regulators, streams[2], **linear)
     perturbations, lfc, labels, rule, columns, model = made
     params = {
         "n_genes": n_genes,
@@ -198,16 +195,7 @@ def simulate(
         "fractions": list(fractions),
     }
     if protocol == "linear":
-        params.update(
-            damping=damping,
-            knockout_lfc=knockout_lfc,
-            noise=noise,
-            replicates=replicates,
-            doubles=doubles,
-            tau=tau,
-            welch=welch,
-            alpha=alpha,
-        )
+        params.update(linear)
     true_signs = kb_true.edges["sign"]
     counts = {
         "genes": n_genes,
