@@ -117,6 +117,19 @@ def record_section(
     return path
 
 
+def record_run(name: str, body: str, args, notes: list[str] | None = None) -> Path | None:
+    """Record one run as its command line asks, and say where on stderr.
+
+    ``--out FILE`` writes the section to FILE; ``--no-record`` alone writes nothing; otherwise
+    the section is appended to ``results/NAME.md`` (see :func:`record_section`).
+    """
+    if args.no_record and not args.out:
+        return None
+    path = record_section(name, body, args.out, notes)
+    print(f"recorded in {path}", file=sys.stderr)
+    return path
+
+
 def append_record(
     name: str, header: list[str], rows: list[list[object]], out: str | Path | None = None
 ) -> Path:

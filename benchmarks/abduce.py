@@ -23,10 +23,9 @@ import argparse
 import json
 import resource
 import statistics
-import sys
 import time
 
-from _record import mean_sd, record_section, run_in_child
+from _record import mean_sd, record_run, run_in_child
 
 SWEEP = (0.0, 0.1, 0.2, 0.3, 0.5, 0.9)
 
@@ -165,13 +164,11 @@ def main(argv: list[str] | None = None) -> None:
     text = table(results)
     print()
     print(text)
-    if args.no_record and not args.out:
-        return
     notes = [
         f"protocol: {args.protocol}, k = {args.k}, fitted on train + validation (test sealed); "
         "seeds as listed"
     ]
-    print(f"recorded in {record_section('abduce', text, args.out, notes)}", file=sys.stderr)
+    record_run("abduce", text, args, notes)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
-from _record import record_section
+from _record import record_run
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "ecoli" / "config.toml"
 HIDDEN_FRACTION = 0.2
@@ -266,9 +266,9 @@ def _seconds(seconds: dict) -> str:
     )
 
 
-def record(text: str, args: argparse.Namespace, base: dict, seconds: float) -> Path:
-    """Record the tables with the command, commit, seeds, settings and machine (``_record``)."""
-    notes = [
+def run_notes(args: argparse.Namespace, base: dict, seconds: float) -> list[str]:
+    """The settings recorded under the command line (config, model, seeds, wall time)."""
+    return [
         f"settings: examples/ecoli/config.toml (k = {base['knowledge']['k']}, split "
         f"{base['data']['split']} grouped by deleted gene), model {args.model}, at most "
         f"{args.iterations} iteration(s), torch threads {args.threads or 'default'}; "
@@ -277,7 +277,6 @@ def record(text: str, args: argparse.Namespace, base: dict, seconds: float) -> P
         "with a constant prediction on their top 20 are left out (all-zero has none)",
         f"wall time: {seconds / 60:.1f} min in all",
     ]
-    return record_section("ecoli", text, args.out, notes)
 
 
 # ---- the command line ------------------------------------------------------------------------
@@ -338,8 +337,7 @@ def main(argv: list[str] | None = None) -> None:
     text = report(results)
     print(text)
     print(f"\nwall time {seconds / 60:.1f} min", file=sys.stderr)
-    if args.out or not args.no_record:
-        print(f"recorded in {record(text, args, base, seconds)}", file=sys.stderr)
+    record_run("ecoli", text, args, run_notes(args, base, seconds))
 
 
 if __name__ == "__main__":

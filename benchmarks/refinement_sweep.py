@@ -60,10 +60,9 @@ import math
 import os
 import resource
 import statistics
-import sys
 import time
 
-from _record import mean_sd, record_section, run_in_child
+from _record import mean_sd, record_run, run_in_child
 
 SWEEP = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 0.9)
 METHODS = ("nothing", "aligned", "greedy", "gradient", "gradient_clamped")
@@ -578,16 +577,13 @@ def main(argv: list[str] | None = None) -> None:
     text += f"\n\nSweep wall time: {time.perf_counter() - started:.0f} s."
     print()
     print(text)
-    if args.no_record and not args.out:
-        return
     notes = [
         f"protocol: deduction, k = {args.k}, fitted on train + validation (test sealed); "
         f"sizes {args.sizes}, seeds {args.seeds}; time limit {args.time_limit:g} s per run",
         f"load average (1/5/15 min) at start {load}, at end {_load()} (2 cores shared: "
         "timings are contended)",
     ]
-    path = record_section("refinement_sweep", text, args.out, notes)
-    print(f"recorded in {path}", file=sys.stderr)
+    record_run("refinement_sweep", text, args, notes)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from _record import peak_rss_gib, record_section
+from _record import peak_rss_gib, record_run
 
 CORRUPTION = 0.3
 K = 3
@@ -256,9 +256,9 @@ def _exponent(value: float | None) -> str:
     return "n/a (one size)" if value is None else f"n^{value:.2f}"
 
 
-def record(text: str, args: argparse.Namespace) -> Path:
-    """Record the table with the command, commit, seed and machine (see ``_record``)."""
-    notes = [
+def run_notes(args: argparse.Namespace) -> list[str]:
+    """The settings recorded under the command line (data, model, stages)."""
+    return [
         f"data: simulate(n, {CORRUPTION}, protocol='deduction', seed={args.seed}), k = {K}; "
         f"model {args.model} on {args.device}, at most {args.iterations} iterations, "
         f"session seed {args.seed}",
@@ -266,7 +266,6 @@ def record(text: str, args: argparse.Namespace) -> Path:
         "final one), metrics = validation figures, other = network probabilities and files "
         "of each iteration; abduce from metrics.json",
     ]
-    return record_section("scale", text, args.out, notes)
 
 
 # ---- the command line ----------------------------------------------------------------------
@@ -327,8 +326,7 @@ def main(argv: list[str] | None = None) -> None:
             rows.append(row)
     text = report(rows, args)
     print(text)
-    if args.out or not args.no_record:
-        print(f"recorded in {record(text, args)}", file=sys.stderr)
+    record_run("scale", text, args, run_notes(args))
 
 
 if __name__ == "__main__":

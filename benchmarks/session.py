@@ -23,12 +23,11 @@ import argparse
 import json
 import resource
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _record import mean_sd, record_section, run_in_child
+from _record import mean_sd, record_run, run_in_child
 
 METHODS = ("all_zero", "mean_response", "kb_original", "kb_revised", "network", "integrated")
 
@@ -153,14 +152,12 @@ def main(argv: list[str] | None = None) -> None:
     text = table(results)
     print()
     print(text)
-    if args.no_record and not args.out:
-        return
     notes = [
         f"{args.genes} genes, corruption {args.corruption:g}, deduction protocol, k = 3, "
         f"{args.model}, {args.iterations} iterations, abduction time limit {args.time_limit:g} s; "
         "test split sealed until evaluation"
     ]
-    print(f"recorded in {record_section('session', text, args.out, notes)}", file=sys.stderr)
+    record_run("session", text, args, notes)
 
 
 if __name__ == "__main__":

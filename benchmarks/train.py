@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _record import append_record, peak_rss_gib
+from _record import markdown_table, peak_rss_gib, record_run
 
 HEADER = [
     "model",
@@ -53,12 +53,9 @@ def main() -> None:
         print(f"data simulated in {time.perf_counter() - started:.1f} s", file=sys.stderr)
         rows = [measure_in_child(args, model, Path(tmp)) for model in args.models]
     table = [[row[key] for key in ROW_KEYS] for row in rows]
-    print("| " + " | ".join(HEADER) + " |")
-    print("|" + "|".join("---" for _ in HEADER) + "|")
-    for row in table:
-        print("| " + " | ".join(str(value) for value in row) + " |")
-    if args.out or not args.no_record:
-        print(f"recorded in {append_record('train', HEADER, table, args.out)}", file=sys.stderr)
+    text = markdown_table(HEADER, table)
+    print(text)
+    record_run("train", text, args)
 
 
 ROW_KEYS = [
