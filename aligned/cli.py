@@ -473,6 +473,12 @@ def abduce_command(
     k: int = typer.Option(3, "--k", help="Deduction bound."),
     solver: str = typer.Option("auto", "--solver", help="auto, asp or greedy."),
     time_limit: float = typer.Option(300.0, "--time-limit", help="Seconds for the solve."),
+    label_model: str = typer.Option(
+        "auto",
+        "--label-model",
+        help="exact (labels are a KB's deduction), graded (thresholded LFCs: a direct target "
+        "must respond, 2..k steps away may) or auto (graded when the labels record a tau).",
+    ),
     json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
     """Revise a KB minimally so that its deduction agrees with the data; explain each edit.
@@ -484,6 +490,7 @@ def abduce_command(
     import pandas as pd
 
     from aligned.abduction import SOLVERS, abduce, write_revision
+    from aligned.abduction.label_model import LABEL_MODELS
     from aligned.abduction.revision import check_output_dir
     from aligned.data.loader import load_data
     from aligned.errors import InputError
@@ -496,12 +503,16 @@ def abduce_command(
         fail(f"--solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
     if not time_limit > 0:
         fail(f"--time-limit must be > 0 seconds, got {time_limit}")
+    if label_model not in LABEL_MODELS:
+        fail(f"--label-model must be one of {', '.join(LABEL_MODELS)}, got {label_model!r}")
     knowledge = KnowledgeBase.read(kb)
     dataset = load_data(data, perturbation)
     fitted = dataset.subset(dataset.conditions["split"].to_numpy() != "test")
     if len(fitted) == 0:
         raise InputError("the data set holds no train or validation condition to fit", data)
-    revision = abduce(knowledge, fitted, k=k, solver=solver, time_limit=time_limit)
+    revision = abduce(
+        knowledge, fitted, k=k, solver=solver, time_limit=time_limit, label_model=label_model
+    )
     write_revision(revision, out)
     summary = revision.summary()
     if json:
@@ -510,6 +521,7 @@ def abduce_command(
     edits = summary["edits"]
     rows = [
         ["conditions fitted", f"{len(fitted)} (test split sealed)"],
+        ["label model", str(summary["counts"].get("label_model", "exact"))],
         ["objective", f"{revision.objective_before:.3f} -> {revision.objective_after:.3f}"],
         ["edits", f"{edits['add']} added, {edits['remove']} removed, {edits['flip']} flipped"],
         ["edges", f"{summary['original_edges']} -> {summary['revised_edges']}"],

@@ -85,6 +85,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "solver": Key(str, "auto", _one_of("auto", "asp", "greedy")),
         "time_limit": Key((int, float), 60.0, _at_least(0.1), "seconds per solve"),
         "network_weight": Key((int, float), 0.3, _between(0, 10), "weight of disagreement"),
+        "label_model": Key(
+            str, "auto", _one_of("auto", "exact", "graded"), "graded for thresholded LFCs"
+        ),
     },
     "session": {
         "iterations": Key(int, 5, _at_least(0)),

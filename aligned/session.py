@@ -244,6 +244,7 @@ class Session:
                 network_weight=self.config["abduction"]["network_weight"],
                 solver=self.config["abduction"]["solver"],
                 time_limit=budget,
+                label_model=self.config["abduction"]["label_model"],
             )
             done(
                 f"{len(revision.changes)} edits, objective {revision.objective_before:.1f} "

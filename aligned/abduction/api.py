@@ -31,6 +31,7 @@ def abduce(
     edit_costs: EditCosts | Mapping[str, float] | None = None,
     confidence: str | np.ndarray = "auto",
     sources: str = "regulators",
+    label_model: str = "auto",
     ground_limit: int = 600_000,
     component_time: float = 10.0,
     **solver_options,
@@ -57,11 +58,17 @@ def abduce(
     time_limit : float
         Seconds for the solve.
     edit_costs : EditCosts or mapping, optional
-        Costs of ``remove``, ``flip`` and ``add`` (defaults: :class:`EditCosts`).
+        Costs of ``remove``, ``flip`` and ``add`` (defaults: :class:`EditCosts`, or
+        :meth:`EditCosts.graded` under the graded label model).
     confidence : {"auto", "uniform", "lfc"} or array
         Weight of each observed label (:func:`~aligned.abduction.problem.label_confidence`).
     sources : {"regulators", "perturbed", "all"}
         Which genes may gain out-edges (:func:`~aligned.abduction.problem.build_problem`).
+    label_model : {"auto", "exact", "graded"}
+        How the labels relate to the deduction (:mod:`aligned.abduction.label_model`):
+        ``"exact"`` when they are a KB's deduction, ``"graded"`` when they threshold measured
+        LFCs that shrink with every step (a direct target must respond, a gene 2..k steps
+        away may).  ``"auto"`` picks by the data's label rule.
     ground_limit : int
         Largest estimated ground size handed to clingo.
     component_time : float
@@ -114,6 +121,7 @@ def abduce(
         confidence=confidence,
         edit_costs=edit_costs,
         sources=sources,
+        label_model=label_model,
     )
     solution = solve_problem(
         problem,

@@ -113,15 +113,12 @@ def entry_gains(state: DeductionState) -> tuple[np.ndarray, np.ndarray]:
     gain_plus, gain_minus : numpy.ndarray of float32, conditions x genes
         Zero where that sign already reaches the gene.
     """
-    n = state.n
-    plus = state.total[:, :n] > _HALF
-    minus = state.total[:, n:] > _HALF
-    cost = state.problem.cost
-    now = np.take_along_axis(cost, (state.labels.astype(np.int64) + 1)[None], axis=0)[0]
+    problem = state.problem
+    plus, minus = state.reached()
+    now = problem.reach_cost(plus, minus)
 
     def gain(new_plus: np.ndarray, new_minus: np.ndarray) -> np.ndarray:
-        label = new_plus.astype(np.int64) - new_minus
-        return np.take_along_axis(cost, (label + 1)[None], axis=0)[0] - now
+        return problem.reach_cost(new_plus, new_minus) - now
 
     return gain(np.ones_like(plus), minus), gain(plus, np.ones_like(minus))
 

@@ -72,12 +72,19 @@ def component_facts(problem: Problem, component: Component, scale: int) -> str:
     lines += [f"orig({u},{v},{e})." for u, v, e in component.original.tolist()]
     lines += [f"cand({u},{v},{e})." for u, v, e in component.candidates.tolist()]
     lines += [f"now({u},{v},{e})." for u, v, e in component.current.tolist()]
+    editable = np.concatenate([component.original, component.candidates]).reshape(-1, 3)
+    held = np.rint(problem.held_costs(editable[:, 0], editable[:, 1]) * scale).astype(np.int64)
+    lines += [
+        f"held({u},{v},{e},{w})." for (u, v, e), w in zip(editable.tolist(), held.tolist()) if w > 0
+    ]
     conditions, region = component.conditions, component.region
     if len(conditions) and len(region):
         block = problem.cost[:, conditions][:, :, region]  # 3 x conditions x region
         weights = np.rint(block * scale).astype(np.int64)
+        both = problem.conflict_cost()[conditions][:, region]
+        conflict = np.rint(both * scale).astype(np.int64)
         perturbed = problem.perturbations[conditions][:, region].toarray() != 0
-        at_stake = (weights.max(axis=0) > 0) & ~perturbed
+        at_stake = ((weights.max(axis=0) > 0) | (conflict > 0)) & ~perturbed
         rows, cols = np.nonzero(at_stake)
         for r, c_ in zip(rows.tolist(), cols.tolist()):
             condition, gene = int(conditions[r]), int(region[c_])
@@ -86,6 +93,8 @@ def component_facts(problem: Problem, component: Component, scale: int) -> str:
                 weight = int(weights[position, r, c_])
                 if weight:
                     lines.append(f"cost({condition},{gene},{label},{weight}).")
+            if conflict[r, c_]:
+                lines.append(f"conflict_cost({condition},{gene},{int(conflict[r, c_])}).")
     return "\n".join(lines) + "\n"
 
 

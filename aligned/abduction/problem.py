@@ -16,20 +16,27 @@ where ``label_{KB'}`` is the KB's deduction at bound k (DESIGN.md section 1), an
   entry, 0 otherwise;
 * network disagreement (optional): ``network_weight * (1 - p(c, g, l))`` with ``p`` the
   network's class probabilities, on every entry but the perturbed genes.
+
+That is the ``exact`` label model.  Under the ``graded`` one (labels thresholded from measured
+LFCs, :mod:`aligned.abduction.label_model`) the data costs are log-likelihood ratios, silent
+genes cost nothing in the deduction's term, and every edge ``u -> v`` held by the revised KB
+adds ``sum over conditions c perturbing u of direct[c, v]`` (:meth:`Problem.held_costs`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.sparse as sp
 
+from aligned.abduction.label_model import choose_label_model, graded_costs
 from aligned.errors import InputError
 from aligned.knowledge_base import KnowledgeBase
 
 CLASSES = (-1, 0, 1)  # class l sits at cost[l + 1]
+GRADED_EDIT_COSTS = (3.0, 3.0, 3.0)  # remove, flip, add, in nats (see EditCosts.graded)
 SOURCE_POLICIES = ("perturbed", "regulators", "all")
 
 
@@ -51,6 +58,15 @@ class EditCosts:
     flip: float = 1.2
     add: float = 1.2
 
+    @classmethod
+    def graded(cls) -> EditCosts:
+        """Defaults under the ``graded`` label model, whose data costs are log-likelihood
+        ratios: edit costs are then log prior odds (nats), 3 for every kind.  An edit needs
+        evidence of about 20 : 1 for it: a single silent direct target (at most about 2.6
+        nats on the linear benchmark) does not remove a curated edge, nor does a single
+        response nothing explains add one unless its call is firm."""
+        return cls(remove=GRADED_EDIT_COSTS[0], flip=GRADED_EDIT_COSTS[1], add=GRADED_EDIT_COSTS[2])
+
     def __post_init__(self):
         for name in ("remove", "flip", "add"):
             value = getattr(self, name)
@@ -58,10 +74,14 @@ class EditCosts:
                 raise InputError(f"the edit cost {name!r} must be a number > 0, got {value!r}")
 
     @classmethod
-    def from_value(cls, value: EditCosts | Mapping[str, float] | None) -> EditCosts:
-        """Accept an :class:`EditCosts`, a mapping of some of its fields, or None (defaults)."""
+    def from_value(
+        cls, value: EditCosts | Mapping[str, float] | None, label_model: str = "exact"
+    ) -> EditCosts:
+        """Accept an :class:`EditCosts`, a mapping of some of its fields, or None (the
+        defaults of ``label_model``; a mapping's missing fields too)."""
+        defaults = cls.graded() if label_model == "graded" else cls()
         if value is None:
-            return cls()
+            return defaults
         if isinstance(value, EditCosts):
             return value
         unknown = set(value) - {"remove", "flip", "add"}
@@ -69,7 +89,8 @@ class EditCosts:
             raise InputError(
                 f"unknown edit cost(s) {', '.join(sorted(unknown))}; use remove, flip, add"
             )
-        return cls(**{name: float(cost) for name, cost in value.items()})
+        given = {name: float(cost) for name, cost in value.items()}
+        return replace(defaults, **given)
 
     def of_pair(self, original: frozenset[int], current: frozenset[int]) -> float:
         """The edit cost of turning one gene pair's signs ``original`` into ``current``.
@@ -123,6 +144,14 @@ class Problem:
         in-edge: its targets' labels may be at stake).
     notes : dict
         What was left out while building, for the log.
+    conflict : numpy.ndarray of float32 or None
+        Conditions x genes, ``graded`` label model only: what an entry reached with both signs
+        costs (under ``exact`` it costs ``cost`` at label 0, the label such an entry gets).
+    direct : numpy.ndarray of float32 or None
+        Conditions x genes, ``graded`` label model only: what an edge out of a gene the
+        condition perturbs costs at its target there (None under the ``exact`` model).
+    label_model : str
+        ``"exact"`` or ``"graded"``.
     """
 
     genes: list[str]
@@ -139,6 +168,9 @@ class Problem:
     at_stake: np.ndarray
     source_policy: str = "perturbed"
     notes: dict = field(default_factory=dict)
+    conflict: np.ndarray | None = None
+    direct: np.ndarray | None = None
+    label_model: str = "exact"
 
     @property
     def n_genes(self) -> int:
@@ -155,10 +187,71 @@ class Problem:
             pairs.setdefault((u, v), set()).add(e)
         return {pair: frozenset(signs) for pair, signs in pairs.items()}
 
-    def objective_of_labels(self, labels: np.ndarray) -> float:
-        """The data (and network) part of the objective for deduced labels (C x genes)."""
-        rows, cols = np.indices(labels.shape)
-        return float(self.cost[labels.astype(np.int64) + 1, rows, cols].sum(dtype=np.float64))
+    def entry_cost(
+        self, plus: np.ndarray, minus: np.ndarray, rows: np.ndarray, cols: np.ndarray
+    ) -> np.ndarray:
+        """What the entries ``(rows[i], cols[i])`` cost when reached with +1 (``plus``) and
+        with -1 (``minus``): ``cost`` at their label, ``conflict`` where both signs reach
+        them (``cost`` at label 0 under the exact model).  Arrays of one shape."""
+        label = plus.astype(np.int64) - minus
+        value = self.cost[label + 1, rows, cols].astype(np.float64)
+        if self.conflict is not None:
+            both = plus & minus
+            value[both] = self.conflict[rows[both], cols[both]]
+        return value
+
+    def reach_cost(self, plus: np.ndarray, minus: np.ndarray) -> np.ndarray:
+        """:meth:`entry_cost` of every entry at once (plus, minus: conditions x genes),
+        float32, without index arrays."""
+        neither = self.cost[1]
+        value = np.where(plus, np.where(minus, self.conflict_cost(), self.cost[2]), neither)
+        return np.where(minus & ~plus, self.cost[0], value)
+
+    def cheapest_entry_cost(self) -> np.ndarray:
+        """Conditions x genes: the least any deduction can cost at each entry."""
+        least = self.cost.min(axis=0)
+        return least if self.conflict is None else np.minimum(least, self.conflict)
+
+    def conflict_cost(self) -> np.ndarray:
+        """Conditions x genes: what an entry reached with both signs costs."""
+        return self.cost[1] if self.conflict is None else self.conflict
+
+    def objective_of_reach(self, plus: np.ndarray, minus: np.ndarray) -> float:
+        """The data (and network) part of the objective for the reach of every entry
+        (conditions x genes, bool)."""
+        return float(self.reach_cost(plus, minus).sum(dtype=np.float64))
+
+    def held_entries(
+        self, u: np.ndarray, v: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What holding each edge ``u[i] -> v[i]`` costs, condition by condition.
+
+        Returns ``(i, condition, cost)`` triples, one per condition that perturbs ``u[i]``
+        (none under the ``exact`` model).  O(edges x conditions per perturbed gene).
+        """
+        u = np.asarray(u, dtype=np.int64)
+        v = np.asarray(v, dtype=np.int64)
+        empty = np.zeros(0, dtype=np.int64)
+        if self.direct is None or len(u) == 0:
+            return empty, empty, np.zeros(0)
+        columns = self._perturbed_by_gene()
+        starts, ends = columns.indptr[u], columns.indptr[u + 1]
+        lengths = ends - starts
+        edge = np.repeat(np.arange(len(u)), lengths)
+        offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        condition = columns.indices[starts[edge] + offsets].astype(np.int64)
+        return edge, condition, self.direct[condition, v[edge]].astype(np.float64)
+
+    def held_costs(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """What holding each edge ``u[i] -> v[i]`` costs in all (0 under ``exact``)."""
+        edge, _, cost = self.held_entries(u, v)
+        return np.bincount(edge, weights=cost, minlength=len(np.asarray(u)))
+
+    def _perturbed_by_gene(self) -> sp.csc_matrix:
+        if getattr(self, "_columns", None) is None:
+            self._columns = sp.csc_matrix(self.perturbations)
+            self._columns.sort_indices()
+        return self._columns
 
 
 def label_confidence(data, confidence: str | np.ndarray = "auto") -> np.ndarray:
@@ -210,6 +303,7 @@ def build_problem(
     confidence: str | np.ndarray = "auto",
     edit_costs: EditCosts | Mapping[str, float] | None = None,
     sources: str = "regulators",
+    label_model: str = "auto",
 ) -> Problem:
     """Arrays of the abduction problem for ``kb`` against the conditions of ``data``.
 
@@ -237,6 +331,10 @@ def build_problem(
         not among the conditions, seen through the conditions that reach it, can gain its
         missing targets, while a gene with a false out-edge or two does not become a hub.
         ``"all"``: any gene.
+    label_model : {"auto", "exact", "graded"}
+        How labels relate to the deduction (:mod:`aligned.abduction.label_model`).
+        ``"auto"``: ``"graded"`` for labels thresholded from LFCs, ``"exact"`` otherwise.
+        It also picks the default ``edit_costs``.
 
     Raises
     ------
@@ -254,7 +352,8 @@ def build_problem(
         raise InputError("the data set holds no condition to fit")
     if sources not in SOURCE_POLICIES:
         raise InputError(f"unknown source policy {sources!r}; use {', '.join(SOURCE_POLICIES)}")
-    costs = EditCosts.from_value(edit_costs)
+    model = choose_label_model(data, label_model)
+    costs = EditCosts.from_value(edit_costs, model)
     data_genes = list(data.genes)
     kb_genes = kb.genes
     perturbations = data.perturbations
@@ -279,8 +378,23 @@ def build_problem(
     scored_joint = np.zeros((n_conditions, n), dtype=bool)
     scored_joint[:, columns] = scored & (weights > 0)
     cost = np.zeros((3, n_conditions, n), dtype=np.float32)
-    for position, cls in enumerate(CLASSES):
-        cost[position][:, columns] = np.where(scored & (labels != cls), weights, 0.0)
+    direct = conflict = None
+    if model == "graded":
+        tau = float(data.label_rule.get("tau") or 0.0)
+        if not tau > 0:
+            raise InputError("the graded label model needs a label rule with a threshold tau")
+        magnitude = np.zeros((n_conditions, n))
+        magnitude[:, columns] = np.abs(np.nan_to_num(np.asarray(data.lfc, dtype=np.float64))) / tau
+        confidence_joint = np.zeros((n_conditions, n), dtype=np.float32)
+        confidence_joint[:, columns] = weights
+        graded, direct, rates = graded_costs(
+            X, _signed_edges(kb, index), k, observed, scored_joint, magnitude
+        )
+        cost = graded * confidence_joint[None]
+        conflict = np.zeros((n_conditions, n), dtype=np.float32)  # some walk explains it
+    else:
+        for position, cls in enumerate(CLASSES):
+            cost[position][:, columns] = np.where(scored & (labels != cls), weights, 0.0)
     if network_proba is not None:
         proba = np.asarray(network_proba, dtype=np.float32)
         if proba.shape != (n_conditions, len(data_genes), 3):
@@ -294,24 +408,24 @@ def build_problem(
             raise InputError(f"network_weight must be >= 0, got {network_weight!r}")
         for position in range(3):
             cost[position][:, columns] += network_weight * (1.0 - proba[:, :, position])
+        if conflict is not None:  # such an entry's label is 0
+            conflict[:, columns] += network_weight * (1.0 - proba[:, :, 1])
     perturbed = X.tocoo()
     cost[:, perturbed.row, perturbed.col] = 0.0  # a perturbed gene's own label is given
+    if direct is not None:
+        direct[perturbed.row, perturbed.col] = 0.0
+        conflict[perturbed.row, perturbed.col] = 0.0
 
     edge_table = kb.edges
-    signed = edge_table[edge_table["sign"] != 0]
-    edges = np.column_stack(
-        [
-            signed["source"].map(index).to_numpy(dtype=np.int64),
-            signed["target"].map(index).to_numpy(dtype=np.int64),
-            signed["sign"].to_numpy(dtype=np.int64),
-        ]
-    ).reshape(-1, 3)
+    edges = _signed_edges(kb, index)
 
     allowed_sources = np.zeros(n, dtype=bool)
     allowed_sources[np.unique(perturbed.col)] = True
     if sources == "all":
         allowed_sources[:] = True
     at_stake = (cost.max(axis=0) - cost.min(axis=0)).max(axis=0) > 0
+    if direct is not None:
+        at_stake |= (direct.max(axis=0) > 0) | (np.abs(conflict - cost[1]).max(axis=0) > 0)
 
     notes = {
         "conditions": n_conditions,
@@ -320,7 +434,10 @@ def build_problem(
         "shared_genes": len(set(kb_genes) & set(data_genes)),
         "unknown_sign_edges_left_alone": int((edge_table["sign"] == 0).sum()),
         "perturbed_genes_outside_kb": len(perturbed_genes - set(kb_genes)),
+        "label_model": model,
     }
+    if model == "graded":
+        notes["label_rates"] = rates.as_dict()
     return Problem(
         genes=genes,
         kb_genes=len(kb_genes),
@@ -336,4 +453,19 @@ def build_problem(
         at_stake=at_stake,
         source_policy=sources,
         notes=notes,
+        conflict=conflict,
+        direct=direct,
+        label_model=model,
     )
+
+
+def _signed_edges(kb: KnowledgeBase, index: dict[str, int]) -> np.ndarray:
+    """The KB's +1/-1 edges as ``(source, target, sign)`` rows in the joint gene index."""
+    signed = kb.edges[kb.edges["sign"] != 0]
+    return np.column_stack(
+        [
+            signed["source"].map(index).to_numpy(dtype=np.int64),
+            signed["target"].map(index).to_numpy(dtype=np.int64),
+            signed["sign"].to_numpy(dtype=np.int64),
+        ]
+    ).reshape(-1, 3)

@@ -149,7 +149,7 @@ def _exact_step(
     started = time.perf_counter()
     regret = _label_regret(state)
     for component in components:
-        if _settled(component, regret):
+        if _settled(component, regret, problem):
             settled += 1
             continue
         if component.ground_size > ground_limit:
@@ -370,17 +370,23 @@ def solve_problem(
 
 def _label_regret(state: DeductionState) -> np.ndarray:
     """Conditions x genes: what each current label costs above the cheapest label there."""
-    cost = state.problem.cost
-    rows, cols = np.indices(state.labels.shape)
-    return cost[state.labels.astype(np.int64) + 1, rows, cols] - cost.min(axis=0)
+    problem = state.problem
+    return problem.reach_cost(*state.reached()) - problem.cheapest_entry_cost()
 
 
-def _settled(component: Component, regret: np.ndarray) -> bool:
-    """True when no edit inside ``component`` can lower the objective (see ``_exact_step``)."""
+def _settled(component: Component, regret: np.ndarray, problem: Problem) -> bool:
+    """True when no edit inside ``component`` can lower the objective (see ``_exact_step``).
+
+    Under the ``graded`` label model a removal also refunds what the edge costs to hold, so
+    an edge that costs more to hold than to remove unsettles its component.
+    """
     unedited = {tuple(edge) for edge in component.current.tolist()} == {
         tuple(edge) for edge in component.original.tolist()
     }
     if not unedited:
+        return False
+    held = problem.held_costs(component.original[:, 0], component.original[:, 1])
+    if (held > problem.edit_costs.remove - _EPS).any():
         return False
     return float(regret[np.ix_(component.conditions, component.region)].sum()) <= _EPS
 

@@ -163,8 +163,16 @@ class DeductionState:
         self.refresh()
 
     def data_objective(self) -> float:
-        """The data (and network) part of the objective for the current labels."""
-        return self.problem.objective_of_labels(self.labels)
+        """The data (and network) part of the objective for the current labels, plus what
+        the held edges cost under the ``graded`` label model."""
+        edges = self.edges.array()
+        held = self.problem.held_costs(edges[:, 0], edges[:, 1]).sum()
+        plus, minus = self.reached()
+        return self.problem.objective_of_reach(plus, minus) + float(held)
+
+    def reached(self) -> tuple[np.ndarray, np.ndarray]:
+        """Conditions x genes (bool): reached with +1, with -1, within k steps."""
+        return self.total[:, : self.n] > _HALF, self.total[:, self.n :] > _HALF
 
     def source_conditions(self) -> sp.csc_matrix:
         """Conditions x genes (CSC, bool): gene reached within k - 1 steps or perturbed."""
@@ -189,6 +197,21 @@ class DeductionState:
         return distance
 
     # ---- evaluation ---------------------------------------------------------------------
+
+    def _add_held(
+        self, moves: Moves, row_move: np.ndarray, row_condition: np.ndarray, row_delta: np.ndarray
+    ) -> None:
+        """Add each change's held-edge cost (``graded`` model) to its (move, condition) row.
+
+        The condition perturbs the edge's source, so that row always exists.
+        """
+        change, condition, cost = self.problem.held_entries(moves.u, moves.v)
+        if len(change) == 0:
+            return
+        C = self.problem.n_conditions
+        keys = row_move * C + row_condition
+        rows = np.searchsorted(keys, moves.move[change] * C + condition)
+        np.add.at(row_delta, rows, cost * moves.delta[change])
 
     def _rows(self, moves: Moves) -> tuple[np.ndarray, np.ndarray]:
         """(move, condition) rows: conditions reaching any edited edge's source in k - 1."""
@@ -300,12 +323,12 @@ class DeductionState:
         k_condition = row_condition[k_row]
         plus = (self.total[k_condition, k_gene] > _HALF) ^ flip_plus
         minus = (self.total[k_condition, n + k_gene] > _HALF) ^ flip_minus
-        new = plus.astype(np.int64) - minus
-        old_label = self.labels[k_condition, k_gene].astype(np.int64)
-        cost = self.problem.cost
-        entry = cost[new + 1, k_condition, k_gene].astype(np.float64)
-        entry -= cost[old_label + 1, k_condition, k_gene]
+        old_plus = self.total[k_condition, k_gene] > _HALF
+        old_minus = self.total[k_condition, n + k_gene] > _HALF
+        entry = self.problem.entry_cost(plus, minus, k_condition, k_gene)
+        entry -= self.problem.entry_cost(old_plus, old_minus, k_condition, k_gene)
         row_delta = np.bincount(k_row, weights=entry, minlength=len(row_move))
+        self._add_held(moves, row_move, row_condition, row_delta)
         return Evaluation(
             delta=np.bincount(row_move, weights=row_delta, minlength=len(moves)),
             row_move=row_move,
