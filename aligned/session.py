@@ -6,7 +6,8 @@
 2. pre-train the neural predictor on the training split;
 3. per iteration: deduce with the current KB, adapt (per-gene gate on validation), abduce a
    revision of the KB from the training labels with the network's probabilities as soft
-   evidence, and retrain on observed labels plus weighted pseudo-labels;
+   evidence, and retrain on observed labels plus weighted pseudo-labels for the knockouts of
+   the unperturbed regulators whose out-edges the data confirm;
 4. finish: the final gate, the revised KB, its rule files and the HTML report.
 
 Every step writes its outputs atomically and then records itself in ``state.json``; a session
@@ -23,7 +24,7 @@ import logging
 import os
 import platform
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,8 +82,11 @@ def kb_labels(kb: KnowledgeBase, inputs: Any, k: int, genes: list[str]) -> np.nd
     return labels[:, : len(genes)]
 
 
-def unlabelled_perturbations(kb: KnowledgeBase, data: Any, sign: int) -> list[dict[str, int]]:
-    """Single-gene perturbations of every KB regulator that no condition of ``data`` perturbs.
+def unlabelled_perturbations(
+    kb: KnowledgeBase, data: Any, sign: int, regulators: Iterable[str] | None = None
+) -> list[dict[str, int]]:
+    """Single-gene perturbations of every KB regulator that no condition of ``data`` perturbs
+    (and, given ``regulators``, that is one of them).
 
     These are the inputs that get pseudo-labels; ``data`` may hold the sealed test split, of
     which only the perturbed genes (inputs, never labels) are read.
@@ -90,8 +94,13 @@ def unlabelled_perturbations(kb: KnowledgeBase, data: Any, sign: int) -> list[di
     perturbed = {gene for perturbation in data.test_inputs().perturbations for gene in perturbation}
     for split in (data.train, data.validation):
         perturbed |= {gene for perturbation in split.perturbations for gene in perturbation}
-    regulators = pd.unique(kb.edges["source"]).tolist()
-    return [{gene: sign} for gene in regulators if gene not in perturbed]
+    allowed = None if regulators is None else set(regulators)
+    sources = pd.unique(kb.edges["source"]).tolist()
+    return [
+        {gene: sign}
+        for gene in sources
+        if gene not in perturbed and (allowed is None or gene in allowed)
+    ]
 
 
 @dataclass
@@ -252,7 +261,7 @@ class Session:
             )
         seconds = time.perf_counter() - started
         revised = revision.revised
-        self.predictor = self.retrain(revised, gate, iteration)
+        self.predictor = self.retrain(revised, gate, iteration, revision.regulators_confirmed)
         revised.write(kb_path)
         gate.write(self.out / "gates" / f"{name}.tsv")
         self._append_changes(iteration, revision.changes)
@@ -275,11 +284,16 @@ class Session:
             alpha=self.config["adaptor"]["alpha"],
         )
 
-    def retrain(self, kb: KnowledgeBase, gate: Gate, iteration: int):
+    def retrain(self, kb: KnowledgeBase, gate: Gate, iteration: int, regulators: list[str]):
         """Refit on observed training labels plus pseudo-labels for unlabelled perturbations.
 
-        Pseudo-labels come from the revised KB where the gate trusts it and from the current
-        network elsewhere; they weigh ``session.pseudo_label_weight`` against 1 for data.
+        Pseudo-labels go to the knockouts of the ``regulators`` the abduction found confirmed
+        by the data (unperturbed genes whose out-edges explain observed responses), never to
+        a gene whose out-edges no condition can judge: at 10,000 genes a corrupted KB has
+        about 4,000 such sources, which would make every retraining four times the size to
+        teach the network what nothing supports.  They come from the revised KB where the gate
+        trusts it and from the current network elsewhere, and weigh
+        ``session.pseudo_label_weight`` against 1 for data.
         """
         from aligned.predictor.arrays import TrainingSet
 
@@ -288,7 +302,7 @@ class Session:
         if hasattr(predictor, "set_graph"):
             predictor.set_graph(kb)
         parts = [predictor.training_set(self.train)]
-        unlabelled = unlabelled_perturbations(kb, self.data, self.direction)
+        unlabelled = unlabelled_perturbations(kb, self.data, self.direction, regulators)
         if unlabelled:
             inputs = _Inputs(unlabelled)
             pseudo = gate.combine(

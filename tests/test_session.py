@@ -243,3 +243,29 @@ def test_the_session_is_public_and_a_config_file_names_its_run_directory(
     assert aligned.Session(config).out == Path("runs") / "my-study"
     with pytest.raises(InputError, match="needs an out directory"):
         aligned.Session(session_config(simulation_dir))
+
+
+def test_pseudo_labels_go_only_to_confirmed_regulators():
+    """An unperturbed gene whose out-edges explain observed responses is confirmed by the
+    abduction and gets a pseudo-labelled knockout; a source no condition reaches gets none."""
+    import numpy as np
+
+    from aligned.abduction import abduce
+    from aligned.data import PerturbationData
+    from aligned.session import unlabelled_perturbations
+
+    genes = ["r", "m", "a", "b", "c", "lone", "x"]
+    kb = KnowledgeBase.from_edges(
+        [("r", "m", 1), ("m", "a", 1), ("m", "b", -1), ("m", "c", 1), ("lone", "x", 1)],
+        genes=genes,
+    )
+    labels = np.array([[0, -1, -1, 1, -1, 0, 0]], dtype=np.int8)  # r knocked out
+    data = PerturbationData.from_perturbations(
+        genes, [{"r": -1}], labels.astype(float), labels, columns={"split": ["train"]}
+    )
+    revision = abduce(kb, data, k=2, time_limit=10)
+    assert revision.regulators_confirmed == ["m"]
+    everything = unlabelled_perturbations(kb, data, -1)
+    assert everything == [{"m": -1}, {"lone": -1}]
+    confirmed = unlabelled_perturbations(kb, data, -1, revision.regulators_confirmed)
+    assert confirmed == [{"m": -1}]

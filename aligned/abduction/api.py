@@ -133,7 +133,7 @@ def abduce(
     )
     changes = edit_evidence(problem, solution.edges, solution.found_by, max_ids=10)
     revised = revised_kb(kb, problem.genes, solution.edges)
-    counts = _counts(problem, solution.edges)
+    counts, confirmed = _counts(problem, solution.edges)
     entries = [*solution.log, {"step": "total", "seconds": round(time.perf_counter() - started, 3)}]
     for entry in entries:
         log.info("abduction: %s", entry)
@@ -147,10 +147,12 @@ def abduce(
         solver=solution.solver,
         log=entries,
         counts=counts,
+        regulators_confirmed=confirmed,
     )
 
 
-def _counts(problem, edges: EdgeSet) -> dict:
+def _counts(problem, edges: EdgeSet) -> tuple[dict, list[str]]:
+    """The revision's counts, and the unperturbed genes whose out-edges the data confirm."""
     original = EdgeSet(problem.n_genes, problem.edges)
     state = DeductionState(problem, original)
     visible = np.diff(state.source_conditions().indptr) > 0
@@ -158,9 +160,10 @@ def _counts(problem, edges: EdgeSet) -> dict:
     from aligned.abduction.local_search import confirmed_regulators
 
     confirmed = confirmed_regulators(DeductionState(problem, edges), 2) & ~problem.sources
-    return {
+    counts = {
         **problem.notes,
         "edges_judged": judged,
         "edges_out_of_reach": len(problem.edges) - judged,
         "regulators_confirmed": int(confirmed.sum()),
     }
+    return counts, [problem.genes[i] for i in np.flatnonzero(confirmed)]

@@ -69,6 +69,10 @@ class Revision:
         One entry per solver step: which path, why, sizes, times, optimality.
     counts : dict
         Conditions, edges judged and out of reach, and the like (see :func:`abduce`).
+    regulators_confirmed : list of str
+        Genes no fitted condition perturbs whose out-edges in the revised KB the data confirm
+        (at least two edges whose removal would worsen the fit; source policy ``regulators``
+        only).  Sessions give pseudo-labels to their perturbations and to no other gene's.
     """
 
     original: KnowledgeBase
@@ -80,6 +84,7 @@ class Revision:
     solver: str
     log: list = field(default_factory=list)
     counts: dict = field(default_factory=dict)
+    regulators_confirmed: list = field(default_factory=list)
 
     def summary(self) -> dict:
         """A JSON-able summary: objectives, edit counts, solver, counts and the log."""
