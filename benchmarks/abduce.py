@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
         f"protocol: {args.protocol}, k = {args.k}, label model {args.label_model}, fitted on "
         "train + validation (test sealed); seeds as listed"
     ]
-    record_run("abduce", text, args, notes)
+    record_run("abduce" if args.protocol == "deduction" else "abduce-linear", text, args, notes)
 
 
 if __name__ == "__main__":

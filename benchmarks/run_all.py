@@ -74,6 +74,24 @@ STEPS = (
         ("abduce.py", "--sizes", "300", "--seeds", "0", "--corruptions", "0,0.3"),
     ),
     Step(
+        "abduce-linear",
+        "Abduction on thresholded LFCs (the linear protocol)",
+        "Labels from a damped linear model's noisy LFCs; the graded label model; the one-step "
+        "ceiling says how far any revision can get on labels alone.",
+        ("abduce.py", "--sizes", "300", "--corruptions", "0,0.3", "--protocol", "linear"),
+        (
+            "abduce.py",
+            "--sizes",
+            "300",
+            "--seeds",
+            "0",
+            "--corruptions",
+            "0.3",
+            "--protocol",
+            "linear",
+        ),
+    ),
+    Step(
         "refinement_sweep",
         "The ALIGNED refinement protocol, side by side",
         "Do nothing, plain greedy, the ALIGNED gradient refinement (reimplemented) and ours, with "
