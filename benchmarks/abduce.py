@@ -29,6 +29,7 @@ The table is printed and appended, with the command, seeds and machine, to
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import resource
 import statistics
@@ -148,8 +149,9 @@ def table(results: list[dict]) -> str:
     lines = [header, "|" + "---|" * 12]
     groups: dict[tuple, list[dict]] = {}
     for result in results:
-        groups.setdefault((result["genes"], result["corruption"]), []).append(result)
-    for (genes, corruption), group in sorted(groups.items()):
+        key = (result["genes"], result["corruption"], result.get("label_model", "exact"))
+        groups.setdefault(key, []).append(result)
+    for (genes, corruption, _), group in sorted(groups.items()):
         seeds = ",".join(str(r["seed"]) for r in group)
         solvers = "/".join(sorted({r["solver"] for r in group}))
         edits = "/".join(
@@ -169,9 +171,11 @@ def table(results: list[dict]) -> str:
             f"{mean_sd([r['pair_after'] for r in group])} | {edits} |"
         )
     per_seed = ["", "Per seed (signed-edge F1 after, pair macro-F1 after, seconds):", ""]
-    for result in sorted(results, key=lambda r: (r["genes"], r["corruption"], r["seed"])):
+    order = ("genes", "corruption", "label_model", "seed")
+    for result in sorted(results, key=lambda r: tuple(r.get(key, "") for key in order)):
         per_seed.append(
-            f"- {result['genes']} genes, p = {result['corruption']:g}, seed {result['seed']}: "
+            f"- {result['genes']} genes, p = {result['corruption']:g}, "
+            f"{result.get('label_model', 'exact')}, seed {result['seed']}: "
             f"{result['f1_after']:.3f}, {result['pair_after']:.4f}, {result['seconds']:.1f} s"
         )
     return "\n".join(lines + per_seed)
@@ -193,9 +197,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--label-model",
-        choices=("auto", "exact", "graded"),
         default="auto",
-        help="how labels relate to the deduction (auto: graded for thresholded LFCs)",
+        help="how labels relate to the deduction: auto (graded for thresholded LFCs), exact, "
+        "graded, or several, comma-separated, side by side",
     )
     parser.add_argument("--time-limit", type=float, default=600.0)
     parser.add_argument("--no-record", action="store_true", help="do not append to the record")
@@ -215,10 +219,14 @@ def main(argv: list[str] | None = None) -> None:
                 cases += [(genes, corruption, int(s)) for s in args.seeds.split(",")]
         else:
             cases += [(genes, args.large_corruption, int(s)) for s in args.large_seeds.split(",")]
+    models = args.label_model.split(",")
+    unknown = sorted(set(models) - {"auto", "exact", "graded"})
+    if unknown:
+        parser.error(f"unknown label model(s) {', '.join(unknown)}; use auto, exact, graded")
     results = []
-    for genes, corruption, seed in cases:
+    for (genes, corruption, seed), model in itertools.product(cases, models):
         result = run_isolated(
-            genes, corruption, seed, args.k, args.time_limit, args.protocol, args.label_model
+            genes, corruption, seed, args.k, args.time_limit, args.protocol, model
         )
         print(
             f"{genes} genes, p = {corruption:g}, seed {seed}: F1 {result['f1_before']:.3f} -> "

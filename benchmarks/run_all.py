@@ -76,9 +76,19 @@ STEPS = (
     Step(
         "abduce-linear",
         "Abduction on thresholded LFCs (the linear protocol)",
-        "Labels from a damped linear model's noisy LFCs; the graded label model; the one-step "
-        "ceiling says how far any revision can get on labels alone.",
-        ("abduce.py", "--sizes", "300", "--corruptions", "0,0.3", "--protocol", "linear"),
+        "Labels from a damped linear model's noisy LFCs; the graded label model beside the exact "
+        "one; the one-step ceiling says how far any revision can get on labels alone.",
+        (
+            "abduce.py",
+            "--sizes",
+            "300",
+            "--corruptions",
+            "0,0.3",
+            "--protocol",
+            "linear",
+            "--label-model",
+            "graded,exact",
+        ),
         (
             "abduce.py",
             "--sizes",
