@@ -71,6 +71,27 @@ def one_step_ceiling(sim, fitted) -> float:
     return signed_edge_scores(frame, sim.kb_true)["f1"]
 
 
+def response_rates(sim, fitted, k: int) -> dict[str, float]:
+    """Share of scored genes that respond, by their distance from the knocked-out gene in the
+    true KB (the shortest bound at which its deduction calls them), and for genes it never
+    reaches within ``k``."""
+    import numpy as np
+
+    genes = list(fitted.genes)
+    X = fitted.perturbation_matrix(genes)
+    distance = np.full((len(fitted), len(genes)), k + 1)
+    for bound in range(k, 0, -1):
+        called, _ = sim.kb_true.deduce_matrix(X, bound, genes=genes)
+        distance[called != 0] = bound
+    labels, scored = np.asarray(fitted.labels), np.asarray(fitted.scored)
+    rates = {}
+    for bound in range(1, k + 2):
+        chosen = scored & (distance == bound)
+        name = str(bound) if bound <= k else "unreached"
+        rates[name] = float((labels[chosen] != 0).mean()) if chosen.any() else float("nan")
+    return rates
+
+
 def run_case(
     genes: int,
     corruption: float,
@@ -114,6 +135,7 @@ def run_case(
         "out_of_reach": summary["counts"].get("edges_out_of_reach", 0),
         "label_model": summary["counts"].get("label_model", "exact"),
         "ceiling": one_step_ceiling(sim, fitted) if protocol == "linear" else None,
+        "response_rates": response_rates(sim, fitted, k) if protocol == "linear" else None,
     }
 
 
@@ -178,6 +200,16 @@ def table(results: list[dict]) -> str:
             f"{result.get('label_model', 'exact')}, seed {result['seed']}: "
             f"{result['f1_after']:.3f}, {result['pair_after']:.4f}, {result['seconds']:.1f} s"
         )
+    rated = [r["response_rates"] for r in results if r.get("response_rates")]
+    if rated:
+        per_seed += [
+            "",
+            "Share of genes that respond to a knockout, by their distance from it in the true KB "
+            "(mean ± SD over the cases above): "
+            + "; ".join(
+                f"{name}: {mean_sd([rates[name] for rates in rated])}" for name in rated[0]
+            ),
+        ]
     return "\n".join(lines + per_seed)
 
 
