@@ -101,3 +101,25 @@ def test_gnn_beats_mlp_and_all_zero_on_genes_never_perturbed_in_training(
     predicted, observed = gnn.predict_lfc(held_out), held_out.lfc
     correlation = np.corrcoef(predicted[held_out.scored], observed[held_out.scored])[0, 1]
     assert correlation >= 0.5, f"GNN LFC head correlates {correlation:.3f} with the truth"
+
+
+def test_a_warm_start_keeps_its_weights_unless_an_epoch_beats_them():
+    """A warm-started fit scores its starting weights as epoch 0 and stops after
+    ``warm_patience`` epochs without beating them; a cold fit starts afresh."""
+    sim = simulate(n_genes=80, corruption=0.0, protocol="deduction", seed=0)
+    train, validation = sim.data.train, sim.data.validation
+    preset = {
+        "model": {"kind": "mlp", "hidden": 32, "layers": 1},
+        "training": {"epochs": 60, "patience": 10, "warm_start": True, "warm_patience": 2},
+    }
+    mlp = make_predictor(preset, train.genes, device="cpu", seed=0, quiet=True)
+    mlp.fit(train, validation)
+    first = mlp.history_
+    assert first.best_epoch >= 1 and len(first.loss) <= first.best_epoch + 10
+    before = mlp.predict_proba(validation)
+    mlp.fit(train, validation)
+    again = mlp.history_
+    # the same data again: no epoch beats the optimum it starts from, so after two epochs
+    # the fit stops and keeps the very same weights
+    assert (again.best_epoch, again.best_f1, len(again.loss)) == (0, first.best_f1, 2)
+    assert np.array_equal(mlp.predict_proba(validation), before)

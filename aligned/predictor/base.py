@@ -155,7 +155,8 @@ class Predictor:
         if not (train_set.weight > 0).any():
             raise InputError("the training set has no entry with a positive weight")
         with _seeded(self.seed, self.device):
-            if self.network is None or not self.training.warm_start:
+            warm = self.network is not None and self.training.warm_start
+            if not warm:
                 self.network = self._new_network().to(self.device)
                 self.lfc_scale = _lfc_scale(train_set)
             self.history_ = fit_network(
@@ -168,6 +169,7 @@ class Predictor:
                 lfc_scale=self.lfc_scale,
                 quiet=self.quiet,
                 description=f"{self.kind} fit",
+                warm=warm,
             )
         return self
 

@@ -33,7 +33,13 @@ from aligned.predictor.training import TrainingSettings
 from aligned.resources import resource_dir
 
 MODELS: dict[str, type[Predictor]] = {"mlp": MLPPredictor, "gnn": GNNPredictor}
-_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+_TYPES = {
+    "int": (int,),
+    "int | None": (int,),  # TOML has no null: a key that is present holds an int
+    "float": (int, float),
+    "str": (str,),
+    "bool": (bool,),
+}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -49,6 +49,10 @@ class TrainingSettings:
         Autocast (bf16, else fp16) on CUDA; ignored on the CPU.
     warm_start : bool
         Start each fit from the current weights instead of a fresh initialisation.
+    warm_patience : int or None
+        Patience of a warm-started fit.  Such a fit starts at an optimum: the starting weights
+        are its epoch 0, kept unless a later epoch beats them, so it needs less patience to
+        find out whether the new training set moves the optimum.  None: ``patience``.
     """
 
     epochs: int = 100
@@ -60,9 +64,12 @@ class TrainingSettings:
     lfc_loss_weight: float = 1.0
     mixed_precision: bool = True
     warm_start: bool = False
+    warm_patience: int | None = None
 
     def __post_init__(self) -> None:
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "patience": self.patience}
+        if self.warm_patience is not None:
+            positive["warm_patience"] = self.warm_patience
         for name, value in {**positive, "learning_rate": self.learning_rate}.items():
             if value <= 0:
                 raise ValueError(f"{name} must be positive, got {value}")
@@ -219,6 +226,7 @@ def fit_network(
     lfc_scale: float = 1.0,
     quiet: bool = False,
     description: str = "training",
+    warm: bool = False,
 ) -> FitHistory:
     """Train ``network`` in place; keep the weights of the best validation epoch.
 
@@ -239,6 +247,9 @@ def fit_network(
         No progress bar.
     description : str
         The progress bar's label.
+    warm : bool
+        ``network`` holds trained weights to continue from: they are scored as epoch 0 and
+        kept unless an epoch beats them, and ``settings.warm_patience`` applies.
 
     Returns
     -------
@@ -264,6 +275,13 @@ def fit_network(
     generator = torch.Generator().manual_seed(seed)
     lfc_weight = train.lfc_weight()
     best_state, best_f1, waited = None, -1.0, 0
+    patience = settings.patience
+    if warm:
+        patience = settings.warm_patience or settings.patience
+        if validation is not None and len(validation):
+            best_f1 = validation_f1(network, validation, settings, device)
+            best_state = _snapshot(network)
+            history.best_epoch, history.best_f1 = 0, best_f1
     with _progress(quiet, description, settings.epochs) as progress:
         for epoch in range(1, settings.epochs + 1):
             network.train()
@@ -308,7 +326,7 @@ def fit_network(
             else:
                 history.best_epoch = epoch
             progress(epoch, history.loss[-1], f1)
-            if waited >= settings.patience:
+            if waited >= patience:
                 history.stopped_early = True
                 break
     if best_state is not None:
