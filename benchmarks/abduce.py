@@ -139,25 +139,8 @@ def run_case(
     }
 
 
-def run_isolated(
-    genes: int,
-    corruption: float,
-    seed: int,
-    k: int,
-    time_limit: float,
-    protocol: str,
-    label_model: str = "auto",
-) -> dict:
-    """Run one case in a fresh interpreter (its own peak memory)."""
-    case = {
-        "genes": genes,
-        "corruption": corruption,
-        "seed": seed,
-        "k": k,
-        "time_limit": time_limit,
-        "protocol": protocol,
-        "label_model": label_model,
-    }
+def run_isolated(case: dict) -> dict:
+    """Run one case (:func:`run_case`'s arguments) in a fresh interpreter: its own peak memory."""
     return run_in_child(__file__, case)
 
 
@@ -258,7 +241,15 @@ def main(argv: list[str] | None = None) -> None:
     results = []
     for (genes, corruption, seed), model in itertools.product(cases, models):
         result = run_isolated(
-            genes, corruption, seed, args.k, args.time_limit, args.protocol, model
+            {
+                "genes": genes,
+                "corruption": corruption,
+                "seed": seed,
+                "k": args.k,
+                "time_limit": args.time_limit,
+                "protocol": args.protocol,
+                "label_model": model,
+            }
         )
         print(
             f"{genes} genes, p = {corruption:g}, seed {seed}: F1 {result['f1_before']:.3f} -> "

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_abduction import random_instance  # the same random KBs, conditions and doubles
 
 from aligned.abduction import abduce
 from aligned.abduction.edits import EdgeSet, Moves, edit_cost, move_edit_costs, pair_masks
@@ -24,22 +25,14 @@ from aligned.reasoning import status as st_codes
 TAU = 1.0
 
 
-def graded_instance(seed, n=9, n_edges=16, n_conditions=6):
-    """A random signed KB and LFCs thresholded at TAU (labels from the LFCs)."""
-    rng = np.random.default_rng(seed)
-    genes = [f"g{i}" for i in range(n)]
-    edges = [
-        (genes[rng.integers(n)], genes[rng.integers(n)], int(rng.choice([1, -1])))
-        for _ in range(n_edges)
-    ]
-    kb = KnowledgeBase.from_edges(edges, genes=genes)
-    chosen = rng.choice(n, size=n_conditions, replace=False)
-    perturbations = [{genes[i]: int(rng.choice([-1, 1]))} for i in chosen]
-    perturbations.append({genes[chosen[0]]: -1, genes[chosen[1]]: 1})  # a double
-    lfc = rng.normal(0.0, 1.0, size=(len(perturbations), n)).astype(np.float32)
+def graded_instance(seed):
+    """The random KBs and conditions of the exact model's tests, with labels thresholded at
+    TAU from random LFCs."""
+    kb, exact = random_instance(seed)
+    lfc = np.random.default_rng(seed).normal(0.0, 1.0, size=exact.labels.shape).astype(np.float32)
     labels = (np.sign(lfc) * (np.abs(lfc) >= TAU)).astype(np.int8)
     data = PerturbationData.from_perturbations(
-        genes, perturbations, lfc, labels, label_rule={"rule": "lfc", "tau": TAU}
+        exact.genes, exact.perturbations, lfc, labels, label_rule={"rule": "lfc", "tau": TAU}
     )
     return kb, data
 
