@@ -317,6 +317,7 @@ def test_cli_abduce_prints_a_summary_table(simulation_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert "Abduction at k = 3" in result.output
     assert "objective" in result.output
+    assert "label model" in result.output and "exact" in result.output  # deduction protocol
 
 
 @pytest.mark.parametrize(
@@ -324,6 +325,7 @@ def test_cli_abduce_prints_a_summary_table(simulation_dir, tmp_path):
     [
         (["--k", "0"], "--k must be at least 1"),
         (["--solver", "magic"], "--solver must be one of"),
+        (["--label-model", "fuzzy"], "--label-model must be one of"),
     ],
 )
 def test_cli_abduce_refuses_bad_options_and_writes_nothing(
