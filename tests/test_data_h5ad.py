@@ -168,3 +168,24 @@ def test_load_data_refuses_what_it_cannot_read(tmp_path, name):
         (tmp_path / name).write_text("a,b\n")
     with pytest.raises(InputError, match="saved dataset directory or a .h5ad file"):
         load_data(tmp_path / name)
+
+
+def test_abduce_reads_an_h5ad_with_the_graded_label_model(tmp_path):
+    """Labels from pseudobulk LFCs record their threshold, so abduction reads them graded."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from aligned.cli import app
+    from aligned.knowledge_base import KnowledgeBase
+
+    kb = tmp_path / "kb.tsv"
+    KnowledgeBase.from_edges([("A", "B", 1), ("B", "C", -1), ("A", "D", 1)]).write(kb)
+    out = tmp_path / "abduced"
+    arguments = ["abduce", "--kb", str(kb), "--data", str(standard_file(tmp_path))]
+    result = CliRunner().invoke(app, [*arguments, "--out", str(out), "--k", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "abduction.json").read_text())
+    assert summary["counts"]["label_model"] == "graded"
+    assert set(summary["counts"]["label_rates"]) >= {"miss", "wrong", "direct"}
+    assert (out / "kb" / "revised.tsv").exists() and (out / "rules" / "revised.lp").exists()
