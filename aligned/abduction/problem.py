@@ -235,11 +235,8 @@ class Problem:
         if self.direct is None or len(u) == 0:
             return empty, empty, np.zeros(0)
         columns = self._perturbed_by_gene()
-        starts, ends = columns.indptr[u], columns.indptr[u + 1]
-        lengths = ends - starts
-        edge = np.repeat(np.arange(len(u)), lengths)
-        offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        condition = columns.indices[starts[edge] + offsets].astype(np.int64)
+        edge, position = concatenated_ranges(columns.indptr[u], columns.indptr[u + 1])
+        condition = columns.indices[position].astype(np.int64)
         return edge, condition, self.direct[condition, v[edge]].astype(np.float64)
 
     def held_costs(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -252,6 +249,17 @@ class Problem:
             self._columns = sp.csc_matrix(self.perturbations)
             self._columns.sort_indices()
         return self._columns
+
+
+def concatenated_ranges(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ranges ``starts[i]:ends[i]`` laid end to end: for each element, the range ``i`` it
+    belongs to and its position.  Vectorised, O(total length); e.g. the entries of some rows
+    of a CSR matrix, with ``indptr[rows]`` and ``indptr[rows + 1]``."""
+    starts = np.asarray(starts, dtype=np.int64)
+    lengths = np.asarray(ends, dtype=np.int64) - starts
+    owner = np.repeat(np.arange(len(starts)), lengths)
+    offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return owner, starts[owner] + offsets
 
 
 def label_confidence(data, confidence: str | np.ndarray = "auto") -> np.ndarray:

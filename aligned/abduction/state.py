@@ -27,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from aligned.abduction.edits import EdgeSet, Moves
-from aligned.abduction.problem import Problem
+from aligned.abduction.problem import Problem, concatenated_ranges
 
 _HALF = 0.5  # counts are integers held as floats: "> 0" is "> 0.5"
 
@@ -224,11 +224,8 @@ class DeductionState:
         pairs = np.unique(moves.move[several] * self.n + moves.u[several])
         move = np.concatenate([np.flatnonzero(one_source), pairs // self.n])
         source = np.concatenate([moves.u[first[one_source]], pairs % self.n])
-        starts, ends = table.indptr[source], table.indptr[source + 1]
-        lengths = ends - starts
-        offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        conditions = table.indices[np.repeat(starts, lengths) + offsets].astype(np.int64)
-        keys = np.repeat(move, lengths) * C + conditions
+        owner, position = concatenated_ranges(table.indptr[source], table.indptr[source + 1])
+        keys = move[owner] * C + table.indices[position].astype(np.int64)
         if len(pairs):
             keys = np.unique(keys)
         else:
@@ -259,10 +256,8 @@ class DeductionState:
         # every (row, change of the row's move) pair
         order = np.argsort(moves.move, kind="stable")
         first = np.searchsorted(moves.move[order], np.arange(len(moves) + 1))
-        per_row = first[row_move + 1] - first[row_move]
-        pair_row = np.repeat(np.arange(n_rows), per_row)
-        offsets = np.arange(per_row.sum()) - np.repeat(np.cumsum(per_row) - per_row, per_row)
-        change = order[np.repeat(first[row_move], per_row) + offsets]
+        pair_row, position = concatenated_ranges(first[row_move], first[row_move + 1])
+        change = order[position]
         condition = row_condition[pair_row]
         weight = moves.delta[change].astype(np.float64)
         moved = []  # (source state, target state) per sign of the source
