@@ -8,6 +8,7 @@ the sections of ``docs/benchmarks.md``.
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import math
@@ -44,21 +45,16 @@ def peak_rss_gib() -> float:
 def commit() -> str:
     """The short hash of the checked-out commit, with ``+dirty`` when files differ from it."""
     here = Path(__file__).resolve().parent
+
+    def git(*arguments: str) -> str:
+        done = subprocess.run(
+            ["git", *arguments], capture_output=True, text=True, check=True, cwd=here
+        )
+        return done.stdout.strip()
+
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=here,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=here,
-        ).stdout.strip()
+        head = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")
@@ -115,6 +111,24 @@ def record_section(
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(text)
     return path
+
+
+def add_record_options(parser: argparse.ArgumentParser, cases: bool = False) -> None:
+    """The options :func:`record_run` reads (``--out``, ``--no-record``), and with ``cases``
+    the hidden ``--case`` of :func:`run_in_child` (see :func:`answer_case`)."""
+    parser.add_argument("--no-record", action="store_true", help="print only, append nothing")
+    parser.add_argument("--out", type=Path, help="write the section to this file instead")
+    if cases:
+        parser.add_argument("--case", help=argparse.SUPPRESS)
+
+
+def answer_case(args: argparse.Namespace, run_case) -> bool:
+    """In a child of :func:`run_in_child`: run its case, print the result as JSON, say True;
+    in the parent (no ``--case``) do nothing and say False."""
+    if not args.case:
+        return False
+    print(json.dumps(run_case(**json.loads(args.case))))
+    return True
 
 
 def record_run(name: str, body: str, args, notes: list[str] | None = None) -> Path | None:

@@ -30,12 +30,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import resource
 import statistics
 import time
 
-from _record import mean_sd, record_run, run_in_child
+from _record import add_record_options, answer_case, mean_sd, record_run, run_in_child
 
 SWEEP = (0.0, 0.1, 0.2, 0.3, 0.5, 0.9)
 
@@ -217,13 +216,9 @@ def main(argv: list[str] | None = None) -> None:
         "graded, or several, comma-separated, side by side",
     )
     parser.add_argument("--time-limit", type=float, default=600.0)
-    parser.add_argument("--no-record", action="store_true", help="do not append to the record")
-    parser.add_argument("--out", help="write the section to this file instead of the record")
-    parser.add_argument("--case", help=argparse.SUPPRESS)
+    add_record_options(parser, cases=True)
     args = parser.parse_args(argv)
-    if args.case:
-        case = json.loads(args.case)
-        print(json.dumps(run_case(**case)))
+    if answer_case(args, run_case):
         return
 
     sizes = [int(size) for size in args.sizes.split(",")]

@@ -46,7 +46,7 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
-from _record import record_run
+from _record import add_record_options, record_run
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "ecoli" / "config.toml"
 HIDDEN_FRACTION = 0.2
@@ -300,8 +300,7 @@ def parse_args(argv: list[str] | None, base: dict) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="seed 0 only, 1 iteration")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--source", type=Path, help="the pymodulon-0.2.1 wheel")
-    parser.add_argument("--out", type=Path, help="write the section to this file instead")
-    parser.add_argument("--no-record", action="store_true", help="print only, append nothing")
+    add_record_options(parser)
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     args.seeds = [int(seed) for seed in args.seeds.split(",")]

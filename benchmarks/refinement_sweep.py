@@ -55,14 +55,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import math
 import os
 import resource
 import statistics
 import time
 
-from _record import mean_sd, record_run, run_in_child
+from _record import add_record_options, answer_case, mean_sd, record_run, run_in_child
 
 SWEEP = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 0.9)
 METHODS = ("nothing", "aligned", "greedy", "gradient", "gradient_clamped")
@@ -555,12 +554,9 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="CI-sized: 300 genes, p in {0, .2, .5, .9}, seed 0, gradients timed only (6 steps)",
     )
-    parser.add_argument("--no-record", action="store_true", help="print the tables only")
-    parser.add_argument("--out", help="write the section to this file instead of the record")
-    parser.add_argument("--case", help=argparse.SUPPRESS)
+    add_record_options(parser, cases=True)
     args = parser.parse_args(argv)
-    if args.case:
-        print(json.dumps(run_case(**json.loads(args.case))))
+    if answer_case(args, run_case):
         return
     if args.quick:
         for name, value in QUICK.items():

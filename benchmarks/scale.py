@@ -45,7 +45,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from _record import peak_rss_gib, record_run
+from _record import add_record_options, peak_rss_gib, record_run
 
 CORRUPTION = 0.3
 K = 3
@@ -289,8 +289,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help=f"sizes {','.join(map(str, QUICK_SIZES))}"
     )
-    parser.add_argument("--out", type=Path, help="write the section to this file instead")
-    parser.add_argument("--no-record", action="store_true", help="print only, append nothing")
+    add_record_options(parser)
     parser.add_argument("--simulate", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--session", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)

@@ -20,14 +20,13 @@ appended, with the command and machine, to ``benchmarks/results/session.md``.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from _record import mean_sd, record_run, run_in_child
+from _record import add_record_options, answer_case, mean_sd, record_run, run_in_child
 
 METHODS = ("all_zero", "mean_response", "kb_original", "kb_revised", "network", "integrated")
 
@@ -123,12 +122,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", choices=("mlp", "gnn"), default="mlp")
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--time-limit", type=float, default=60.0)
-    parser.add_argument("--no-record", action="store_true", help="do not append to the record")
-    parser.add_argument("--out", help="write the section to this file instead of the record")
-    parser.add_argument("--case", help=argparse.SUPPRESS)
+    add_record_options(parser, cases=True)
     args = parser.parse_args(argv)
-    if args.case:
-        print(json.dumps(run_case(**json.loads(args.case))))
+    if answer_case(args, run_case):
         return
 
     results = []

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _record import markdown_table, peak_rss_gib, record_run
+from _record import add_record_options, markdown_table, peak_rss_gib, record_run
 
 HEADER = [
     "model",
@@ -83,8 +83,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--models", nargs="+", default=["mlp", "gnn"], choices=["mlp", "gnn"])
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--no-record", action="store_true", help="print only, append nothing")
-    parser.add_argument("--out", help="write the section to this file instead of the record")
+    add_record_options(parser)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     return parser.parse_args()
