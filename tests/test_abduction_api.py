@@ -276,23 +276,16 @@ def simulation_dir(tmp_path_factory):
     return out
 
 
+def abduce_arguments(simulation_dir, out) -> list[str]:
+    """``aligned abduce`` on the corrupted KB and data of ``simulation_dir``, into ``out``."""
+    kb = simulation_dir / "kb_corrupted.tsv"
+    return ["abduce", "--kb", str(kb), "--data", str(simulation_dir), "--out", str(out)]
+
+
 def test_cli_abduce_writes_a_run_and_prints_json(simulation_dir, tmp_path):
     out = tmp_path / "abduced"
-    result = runner.invoke(
-        app,
-        [
-            "abduce",
-            "--kb",
-            str(simulation_dir / "kb_corrupted.tsv"),
-            "--data",
-            str(simulation_dir),
-            "--out",
-            str(out),
-            "--time-limit",
-            "60",
-            "--json",
-        ],
-    )
+    arguments = abduce_arguments(simulation_dir, out)
+    result = runner.invoke(app, [*arguments, "--time-limit", "60", "--json"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["objective_after"] <= payload["objective_before"]
@@ -300,20 +293,8 @@ def test_cli_abduce_writes_a_run_and_prints_json(simulation_dir, tmp_path):
 
 
 def test_cli_abduce_prints_a_summary_table(simulation_dir, tmp_path):
-    result = runner.invoke(
-        app,
-        [
-            "abduce",
-            "--kb",
-            str(simulation_dir / "kb_corrupted.tsv"),
-            "--data",
-            str(simulation_dir),
-            "--out",
-            str(tmp_path / "abduced"),
-            "--solver",
-            "greedy",
-        ],
-    )
+    arguments = abduce_arguments(simulation_dir, tmp_path / "abduced")
+    result = runner.invoke(app, [*arguments, "--solver", "greedy"])
     assert result.exit_code == 0, result.output
     assert "Abduction at k = 3" in result.output
     assert "objective" in result.output
@@ -332,16 +313,7 @@ def test_cli_abduce_refuses_bad_options_and_writes_nothing(
     simulation_dir, tmp_path, extra, message
 ):
     out = tmp_path / "abduced"
-    arguments = [
-        "abduce",
-        "--kb",
-        str(simulation_dir / "kb_corrupted.tsv"),
-        "--data",
-        str(simulation_dir),
-        "--out",
-        str(out),
-    ]
-    result = runner.invoke(app, arguments + extra)
+    result = runner.invoke(app, abduce_arguments(simulation_dir, out) + extra)
     assert result.exit_code == 1
     assert message in result.output
     assert not out.exists()
@@ -362,15 +334,7 @@ def test_cli_abduce_refuses_a_directory_holding_another_run(simulation_dir, tmp_
     out = tmp_path / "abduced"
     out.mkdir()
     (out / "changes.tsv").write_text("keep me\n")
-    result = run_cli(
-        "abduce",
-        "--kb",
-        str(simulation_dir / "kb_corrupted.tsv"),
-        "--data",
-        str(simulation_dir),
-        "--out",
-        str(out),
-    )
+    result = run_cli(*abduce_arguments(simulation_dir, out))
     assert result.returncode == 1
     assert "already holds files" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
