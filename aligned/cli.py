@@ -507,7 +507,7 @@ def abduce_command(
         fail(f"--label-model must be one of {', '.join(LABEL_MODELS)}, got {label_model!r}")
     knowledge = KnowledgeBase.read(kb)
     dataset = load_data(data, perturbation)
-    fitted = dataset.subset(dataset.conditions["split"].to_numpy() != "test")
+    fitted = dataset.without_test()
     if len(fitted) == 0:
         raise InputError("the data set holds no train or validation condition to fit", data)
     revision = abduce(

@@ -106,8 +106,7 @@ def run_case(
     from aligned.metrics import pair_macro_f1, signed_edge_scores
 
     sim = simulate(genes, corruption, protocol=protocol, seed=seed, k=k)
-    data = sim.data
-    fitted = data.subset(data.conditions["split"].to_numpy() != "test")
+    fitted = sim.data.without_test()
     started = time.perf_counter()
     revision = abduce(sim.kb_corrupted, fitted, k=k, time_limit=time_limit, label_model=label_model)
     seconds = time.perf_counter() - started

@@ -94,9 +94,7 @@ def instance(genes: int, corruption: float, seed: int, k: int):
     from aligned.data import simulate
 
     sim = simulate(genes, corruption, protocol="deduction", seed=seed, k=k)
-    data = sim.data
-    fitted = data.subset(data.conditions["split"].to_numpy() != "test")
-    return sim, fitted
+    return sim, sim.data.without_test()
 
 
 def score(kb, sim, k: int) -> dict:

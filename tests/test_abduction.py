@@ -133,8 +133,7 @@ def test_edit_costs_count_like_diff():
 
 def deduction_instance(n=120, corruption=0.3, seed=0):
     sim = simulate(n, corruption, protocol="deduction", seed=seed)
-    data = sim.data
-    return sim, data.subset(data.conditions["split"].to_numpy() != "test")
+    return sim, sim.data.without_test()
 
 
 def test_local_search_accepts_only_moves_whose_effects_add_up():

@@ -30,8 +30,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def fitted(sim):
-    data = sim.data
-    return data.subset(data.conditions["split"].to_numpy() != "test")
+    return sim.data.without_test()
 
 
 @pytest.fixture(scope="module")

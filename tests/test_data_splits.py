@@ -58,6 +58,10 @@ def test_training_views_hold_no_test_row():
         assert (view.conditions["split"] != "test").all()
         assert view.labels.shape == (len(view), len(data.genes))  # readable: nothing sealed
     assert len(data.train) + len(data.validation) + len(test_ids) == len(data)
+    fitted = data.without_test()
+    assert test_ids.isdisjoint(fitted.ids)
+    assert sorted(fitted.ids) == sorted(data.train.ids + data.validation.ids)
+    assert fitted.labels.shape == (len(fitted), len(data.genes))  # readable: nothing sealed
 
 
 def test_sealed_split_cannot_be_read_by_accident():

@@ -159,7 +159,7 @@ def test_a_true_kb_survives_thresholded_data():
     """The linear protocol at corruption 0: the graded model leaves the true KB as it is,
     where the exact model (every silent gene a mismatch) tears it apart."""
     sim = simulate(150, 0.0, protocol="linear", seed=0)
-    fitted = sim.data.subset(sim.data.conditions["split"].to_numpy() != "test")
+    fitted = sim.data.without_test()
     graded = abduce(sim.kb_true, fitted, k=3, time_limit=30)
     assert graded.counts["label_model"] == "graded"
     assert len(graded.changes) == 0

@@ -286,6 +286,11 @@ class PerturbationData(PerturbationInputs):
         """The validation conditions (a new copy on every access: keep a reference)."""
         return self.split_view("validation")
 
+    def without_test(self) -> PerturbationData:
+        """Every condition but the sealed test split (train, validation and unassigned
+        together: what abduction fits), as a new, unsealed data set."""
+        return self.subset(self._conditions["split"].to_numpy() != "test")
+
     def test_inputs(self) -> PerturbationInputs:
         """The test conditions' genes, table and perturbations: no response, no label."""
         rows = self._conditions["split"].to_numpy() == "test"
