@@ -131,9 +131,10 @@ def abduce(
         component_time=component_time,
         **solver_options,
     )
-    changes = edit_evidence(problem, solution.edges, solution.found_by, max_ids=10)
+    revised_state = DeductionState(problem, solution.edges)
+    changes = edit_evidence(revised_state, solution.found_by, max_ids=10)
     revised = revised_kb(kb, problem.genes, solution.edges)
-    counts, confirmed = _counts(problem, solution.edges)
+    counts, confirmed = _counts(revised_state)
     entries = [*solution.log, {"step": "total", "seconds": round(time.perf_counter() - started, 3)}]
     for entry in entries:
         log.info("abduction: %s", entry)
@@ -151,15 +152,16 @@ def abduce(
     )
 
 
-def _counts(problem, edges: EdgeSet) -> tuple[dict, list[str]]:
+def _counts(revised: DeductionState) -> tuple[dict, list[str]]:
     """The revision's counts, and the unperturbed genes whose out-edges the data confirm."""
+    problem = revised.problem
     original = EdgeSet(problem.n_genes, problem.edges)
     state = DeductionState(problem, original)
     visible = np.diff(state.source_conditions().indptr) > 0
     judged = int(visible[problem.edges[:, 0]].sum()) if len(problem.edges) else 0
     from aligned.abduction.local_search import confirmed_regulators
 
-    confirmed = confirmed_regulators(DeductionState(problem, edges), 2) & ~problem.sources
+    confirmed = confirmed_regulators(revised, 2) & ~problem.sources
     counts = {
         **problem.notes,
         "edges_judged": judged,

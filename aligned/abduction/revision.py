@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 
 from aligned.abduction.edits import EdgeSet, Moves, move_edit_costs, pair_masks
-from aligned.abduction.problem import Problem
 from aligned.abduction.state import DeductionState
 from aligned.errors import AlignedError
 from aligned.io import atomic_write_text
@@ -143,15 +142,15 @@ def revised_kb(original: KnowledgeBase, genes: list[str], edges: EdgeSet) -> Kno
 
 
 def edit_evidence(
-    problem: Problem, edges: EdgeSet, found_by: dict, max_ids: int | None = None
+    state: DeductionState, found_by: dict, max_ids: int | None = None
 ) -> pd.DataFrame:
-    """The table of edits from the problem's KB to ``edges``, with leave-one-out evidence.
+    """The table of edits from the problem's KB to the state's edges, with leave-one-out
+    evidence.
 
     Parameters
     ----------
-    problem : Problem
-    edges : EdgeSet
-        The revised signed edges.
+    state : DeductionState
+        The revised signed edges and their deduction (only read).
     found_by : dict
         ``(source, target)`` index pair -> the solver that made its last change.
     max_ids : int, optional
@@ -162,6 +161,7 @@ def edit_evidence(
     One batched exact evaluation of every edit taken back (O(edits x affected conditions x
     changed entries)).
     """
+    problem, edges = state.problem, state.edges
     genes = problem.genes
     original = EdgeSet(problem.n_genes, problem.edges)
     changes, reverts = [], []
@@ -186,7 +186,6 @@ def edit_evidence(
             {"old_sign": "Int8", "new_sign": "Int8", "objective_change": float}
         )
     moves = Moves.build(reverts, ["compound"] * len(reverts))
-    state = DeductionState(problem, edges)
     evaluation = state.evaluate(moves)
     edit = move_edit_costs(
         problem.edit_costs, pair_masks(problem.edges, problem.n_genes), edges, moves
